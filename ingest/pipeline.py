@@ -144,6 +144,8 @@ def _write(collection, chunks: list[Document], settings: Settings, progress: boo
     if not chunks:
         return
     embeddings = get_embeddings(settings)
+    # Length-sorted batches pad least, so the pipeline encodes as fast as one encode() call over all chunks.
+    chunks = sorted(chunks, key=lambda c: len(c.page_content))
     with tqdm(total=len(chunks), desc="Embedding", unit="chunk", disable=_quiet(progress, len(chunks) < 200)) as bar:
         for start in range(0, len(chunks), WRITE_BATCH):
             batch = chunks[start : start + WRITE_BATCH]
