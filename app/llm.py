@@ -41,10 +41,14 @@ class LlamaCppCompletion(LLM):
     def load(self) -> None:
         """Load the weights now rather than on the first question."""
         if self._llama is None:
+            import logging
+
             from llama_cpp import Llama
 
+            logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)  # llama.cpp's load chatter
+
             self._llama = Llama(
-                model_path=self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False, seed=0
+                model_path=self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False, seed=0, swa_full=False
             )
 
     def _call(self, prompt: str, stop: list[str] | None = None, run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> str:

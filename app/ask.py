@@ -1,0 +1,82 @@
+"""`python -m app.ask "question"`: answer from the store with numbered sources; `--json`; `--batch` over JSON lines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable
+from typing import TextIO
+
+from pydantic import BaseModel, ValidationError
+
+from app.chain import Answer, AnswerEngine, QuestionError, Turn
+from app.llm import LLMUnavailable
+from app.service import build_engine
+from config import load_settings
+from vectorstore import StoreError
+
+
+class BatchRequest(BaseModel):
+    question: str
+    history: list[Turn] = []
+
+
+def format_answer(answer: Answer) -> str:
+    """The answer, then its sources numbered as in the answer's markers."""
+    lines = [answer.answer]
+    for number, citation in enumerate(answer.citations, start=1):
+        lines.append("")
+        lines.append(f"[{number}] {citation.title} ({citation.source}, characters {citation.start}-{citation.end})")
+        lines.append(f'    "{citation.quote}"')
+    return "\n".join(lines)
+
+
+def run_batch(engine: AnswerEngine, lines: Iterable[str], out: TextIO, where: dict[str, str] | None) -> int:
+    """Answer one JSON request per line; a bad line gets an error object and the batch goes on."""
+    failures = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            request = BatchRequest.model_validate_json(line)
+            result = engine.ask(request.question, request.history, where).model_dump()
+        except ValidationError as err:
+            problem = err.errors()[0]
+            field = ".".join(str(p) for p in problem["loc"])
+            result = {"error": f"line {number}: {field + ': ' if field else ''}{problem['msg']}"}
+        except QuestionError as err:
+            result = {"error": f"line {number}: {err}"}
+        failures += "error" in result
+        out.write(json.dumps(result, ensure_ascii=False) + "\n")
+        out.flush()
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.ask", description="Answer a question from the ingested documents.")
+    parser.add_argument("question", nargs="?", help="the question (omit with --batch)")
+    parser.add_argument("--json", action="store_true", help="print the answer as JSON")
+    parser.add_argument("--batch", action="store_true", help='read JSON lines {"question", "history"} from stdin')
+    parser.add_argument("--source", help="answer only from this source (a document's path as stored)")
+    args = parser.parse_args(argv)
+    if not args.batch and args.question is None:
+        parser.error("give a question, or --batch to read questions from stdin")
+
+    settings = load_settings()
+    where = {"source": args.source} if args.source else None
+    try:
+        engine = build_engine(settings)
+        if args.batch:
+            run_batch(engine, sys.stdin, sys.stdout, where)
+            return 0
+        answer = engine.ask(args.question, (), where)
+    except (StoreError, LLMUnavailable, QuestionError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(answer.model_dump_json() if args.json else format_answer(answer))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
