@@ -29,9 +29,11 @@ def settings(tmp_path: Path) -> Settings:
     return load_settings(chroma_path=tmp_path / "chroma")
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300, input_text: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m ...` from the repo root with the test's environment (and its RAG_CHROMA_PATH)."""
     return subprocess.run(
         [sys.executable, "-m", *args], cwd=ROOT, env={**os.environ, **(env or {})},
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True, text=True, timeout=timeout, input=input_text if input_text is not None else "",
     )
