@@ -58,8 +58,6 @@ TOP_SENTENCES = 3
 """A model's answer counts only when found in one of this many best-ranked sentences."""
 LEXICAL_WEIGHT = 0.5
 """Weight of the share of question words a sentence contains, beside its cosine similarity, when ranking."""
-WORD_MATCH = 0.36
-"""Least similarity between a question word and its closest passage word for the passage to cover it."""
 
 _REFERRING = re.compile(
     r"\b(it|its|it's|he|him|his|she|her|they|them|their|this|that|these|those|there|the same|such|former|latter)\b", re.I
@@ -196,7 +194,7 @@ class AnswerEngine:
         if grounding.names_missing(query, text):
             return False
         matches = self.matcher.matches(question, text)
-        return not matches or min(matches.values()) >= (1.0 if strict else WORD_MATCH)
+        return not matches or min(matches.values()) >= (1.0 if strict else self.settings.word_match)
 
     @staticmethod
     def _cite(passages: list[Document], support: list[grounding.Sentence]) -> Citation:

@@ -183,10 +183,10 @@ def evaluate_squad(settings: Settings, squad_json: Path, split: str, size: int, 
     from ingest.squad import article_text, write_corpus
 
     articles, questions = squad_sample(squad_json, split, size, seed)
-    workdir = Path(tempfile.mkdtemp(prefix="squad-eval-"))
-    corpus = write_corpus(squad_json, workdir / "corpus")
+    workdir = store.parent if store else Path(tempfile.mkdtemp(prefix="squad-eval-"))
+    corpus = write_corpus(squad_json, workdir / "squad-corpus")  # a fixed place, so a kept store is reused as is
     settings = settings.model_copy(update={"chroma_path": store or workdir / "chroma", "chroma_host": None})
-    ingest([workdir / "corpus"], settings, progress=False)
+    ingest([workdir / "squad-corpus"], settings, prune=True, progress=False)
     engine = AnswerEngine(settings)
     engine.warm_up()
     spans = {}  # (title, paragraph) -> (source, start, end) of the paragraph in its document

@@ -31,6 +31,7 @@ class KeywordIndex:
         self._bm25: Any = None
         self._docs: list[Document] = []
         self._acronyms: dict[str, str] = {}
+        self._by_id: dict[str, Document] = {}
 
     def _refresh(self) -> None:
         import bm25s
@@ -43,6 +44,7 @@ class KeywordIndex:
             Document(page_content=text, metadata=dict(meta), id=chunk_id)
             for chunk_id, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
         ]
+        self._by_id = {d.id: d for d in self._docs}
         self._acronyms = {}
         for doc in self._docs:
             for short, long in acronyms(doc.page_content).items():
@@ -57,6 +59,12 @@ class KeywordIndex:
         with self._lock:
             self._refresh()
             return self._docs
+
+    def get(self, chunk_id: str) -> Document | None:
+        """The chunk with this id, if it is in the index."""
+        with self._lock:
+            self._refresh()
+            return self._by_id.get(chunk_id)
 
     def expand(self, query: str) -> str:
         """Spell out initialisms that the corpus defines: "Who leads HKU?" also asks about "Hong Kong University"."""

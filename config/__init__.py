@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 """The repository root: default paths and source ids are relative to it."""
@@ -98,9 +98,37 @@ class Settings(BaseSettings):
     )
     cache_dir: Path = Field(ROOT / ".cache", description="Where the local GGUF model is assembled (once) from its packages.")
     max_question_chars: int = Field(1000, ge=10, description="Longest question accepted, in characters.")
+    word_match: float = Field(
+        0.36, ge=0, le=1,
+        description=(
+            "Least embedding similarity between each content word of a question and its closest word in the "
+            "supporting passage; a question with a word the passage does not cover is refused."
+        ),
+    )
     min_support: float = Field(
         0.5, ge=0, le=1, description="Least support score (0-1) an answer needs; below it the reply says the source does not say."
     )
+
+    # --- app -------------------------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address the chat app listens on.")
+    port: int = Field(7860, ge=1, le=65535, description="Port the chat app listens on.")
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated origins (scheme://host:port) allowed to embed the widget and call the API from a "
+            "browser; enforced with CORS and Content-Security-Policy frame-ancestors. Empty: same origin only."
+        ),
+    )
+    concurrency: int = Field(
+        2, ge=1, description="Questions the chat queue answers at once; the model itself runs one at a time."
+    )
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
 
 
 def load_settings(**overrides: object) -> Settings:

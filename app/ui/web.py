@@ -1,0 +1,145 @@
+"""The Gradio chat window (`/`) and the compact widget (`/widget`), mounted on the API's FastAPI app.
+
+Everything from the documents or the model is escaped and shown as text, never as live HTML or Markdown.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+from fastapi import FastAPI
+
+from app.api import corpus_stats, create_api
+from app.chain import Answer, AnswerEngine, QuestionError
+from config import Settings
+
+EXAMPLES = [
+    "Who is the president of the University of Hong Kong?",
+    "How many scientists from the two cities have collaborated in the past five years?",
+    "What is the cumulative value of technology contracts between Shanghai and Hong Kong?",
+    "What will the University of Hong Kong's innovation hub focus on?",
+]
+
+SYSTEM_FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"]
+"""Local fonts only: Gradio's default theme would fetch fonts from Google, and intranets are often offline."""
+
+CSS = """
+.rag-header {padding: 4px 2px 0 2px}
+.rag-header h1 {font-size: 1.35rem; margin: 0 0 2px 0}
+.rag-header p {margin: 0; color: var(--body-text-color-subdued); font-size: .9rem}
+.rag-sources {display: flex; flex-direction: column; gap: 10px}
+.rag-source {border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 10px 12px;
+  background: var(--background-fill-secondary)}
+.rag-source .rag-meta {font-size: .82rem; color: var(--body-text-color-subdued); margin-bottom: 6px}
+.rag-source .rag-meta b {color: var(--body-text-color)}
+.rag-source .rag-passage {font-size: .92rem; line-height: 1.5; white-space: pre-wrap}
+.rag-source mark {background: #fde68a; color: #1f2937; padding: 0 2px; border-radius: 3px}
+.rag-refusal {border: 1px dashed #d97706; border-radius: 10px; padding: 10px 12px; color: #92400e;
+  background: #fffbeb; font-size: .92rem}
+.rag-empty {color: var(--body-text-color-subdued); font-size: .9rem}
+.rag-widget .rag-source .rag-passage {font-size: .85rem}
+footer {display: none !important}
+"""
+
+
+def sources_html(answer: Answer | None, engine: AnswerEngine) -> str:
+    """The cited passages, each with the quoted words highlighted inside the surrounding passage."""
+    if answer is None:
+        return '<div class="rag-empty">The passages behind each answer appear here.</div>'
+    if answer.refused:
+        return (
+            '<div class="rag-refusal"><b>Not in the source.</b> No passage of the loaded documents supports an '
+            "answer to this question, so nothing is cited.</div>"
+        )
+    cards = []
+    for number, citation in enumerate(answer.citations, start=1):
+        passage = engine.retriever.keyword_index.get(citation.chunk_id)
+        if passage is not None and int(passage.metadata["start"]) <= citation.start:
+            offset = citation.start - int(passage.metadata["start"])
+            text = passage.page_content
+            body = (
+                html.escape(text[:offset]) + "<mark>" + html.escape(citation.quote) + "</mark>"
+                + html.escape(text[offset + len(citation.quote) :])
+            )
+        else:
+            body = "<mark>" + html.escape(citation.quote) + "</mark>"
+        cards.append(
+            f'<div class="rag-source"><div class="rag-meta"><b>[{number}] {html.escape(citation.title)}</b> · '
+            f"{html.escape(citation.source)} · characters {citation.start}–{citation.end}</div>"
+            f'<div class="rag-passage">{body}</div></div>'
+        )
+    return '<div class="rag-sources">' + "".join(cards) + "</div>"
+
+
+def _turns(history: list[Any]) -> list[dict[str, str]]:
+    """Gradio's message history as plain {role, content} turns (content parts joined as text)."""
+    turns = []
+    for message in history or []:
+        role = message.get("role") if isinstance(message, dict) else getattr(message, "role", None)
+        content = message.get("content") if isinstance(message, dict) else getattr(message, "content", "")
+        if isinstance(content, list):
+            content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+        if role in ("user", "assistant") and isinstance(content, str):
+            turns.append({"role": role, "content": content})
+    return turns
+
+
+def build_chat(engine: AnswerEngine, stats: dict[str, Any], *, compact: bool) -> gr.Blocks:
+    """The chat: streamed answers with markers, and the cited passages of the latest answer beside or below."""
+
+    def respond(message: str, history: list[Any]) -> Iterator[tuple[str, str]]:
+        draft = ""
+        try:
+            for event in engine.stream(message, _turns(history)):
+                if isinstance(event, Answer):
+                    yield event.answer, sources_html(event, engine)
+                else:
+                    draft += event
+                    yield draft.strip() + " …", gr.skip()
+        except QuestionError as err:
+            yield str(err), sources_html(None, engine)
+        except Exception as err:  # noqa: BLE001 - a store or model failure is shown, not raised into the page
+            yield f"The answer service is unavailable right now ({err.__class__.__name__}); try again shortly.", gr.skip()
+
+    title = stats.get("title") or "Documents"
+    with gr.Blocks(title="Cited Q&A" if not compact else "Cited Q&A widget", elem_classes=["rag-widget"] if compact else None) as blocks:
+        if not compact:
+            date = f" · {stats['date']}" if stats.get("date") else ""
+            gr.HTML(
+                f'<div class="rag-header"><h1>Ask the source</h1><p>Loaded: <b>{html.escape(title)}</b>{html.escape(date)}'
+                f" · {stats.get('documents', 0)} document(s), {stats.get('chunks', 0)} passages. Answers cite the exact "
+                "sentences they come from, or say the source does not say.</p></div>"
+            )
+        chatbot = gr.Chatbot(
+            height=300 if compact else 430, render_markdown=False, sanitize_html=True, label="Chat",
+            show_label=False, placeholder=None if compact else "Ask a question about the loaded documents.",
+            elem_id="rag-chatbot",
+        )
+        sources = gr.HTML(sources_html(None, engine), elem_id="rag-sources", render=False)
+        gr.ChatInterface(
+            fn=respond, chatbot=chatbot, additional_outputs=[sources],
+            examples=None if compact else EXAMPLES, cache_examples=False, run_examples_on_click=True,
+            api_name="chat", fill_height=False, autofocus=not compact,
+            textbox=gr.Textbox(placeholder="Ask about the source…", show_label=False, submit_btn=True, elem_id="rag-input"),
+        )
+        gr.Markdown("**Sources**" if not compact else "", visible=not compact)
+        sources.render()
+    return blocks
+
+
+def create_app(engine: AnswerEngine, settings: Settings) -> FastAPI:
+    """The whole web app: JSON API, the chat window at `/`, the widget at `/widget`."""
+    app = create_api(engine, settings)
+    stats = corpus_stats(settings)
+    theme = gr.themes.Soft(primary_hue="blue", font=SYSTEM_FONTS, font_mono=["ui-monospace", "monospace"])
+    for path, compact in (("/widget", True), ("/", False)):  # the widget first: "/" would catch its path
+        blocks = build_chat(engine, stats, compact=compact)
+        blocks.queue(default_concurrency_limit=settings.concurrency, max_size=settings.concurrency * 32)
+        app = gr.mount_gradio_app(
+            app, blocks, path=path, theme=theme, css=CSS, footer_links=[], ssr_mode=False,
+            enable_monitoring=False, pwa=False, mcp_server=False, show_error=False,
+        )
+    return app

@@ -1,0 +1,64 @@
+"""Answer latency on the article with the embedded model: model load, end-to-end p50/p95, time to first token.
+
+Run: .venv/bin/python benchmarks/answer.py [--rounds N]. Uses a temporary store; prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.chain import Answer, AnswerEngine  # noqa: E402
+from app.llm import LlamaCppCompletion, local_model_path  # noqa: E402
+from config import ROOT, load_settings  # noqa: E402
+from ingest.pipeline import ingest  # noqa: E402
+
+GOLD = ROOT / "tests" / "gold" / "article.jsonl"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="passes over the gold questions")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(chroma_path=Path(tmp) / "chroma")
+        ingest([settings.corpus_path], settings, progress=False)
+        gguf = local_model_path(settings)  # assembled once, outside the timing
+        started = time.perf_counter()
+        llm = LlamaCppCompletion(model_path=str(gguf), n_threads=settings.llm_threads, max_tokens=settings.llm_max_tokens)
+        llm.load()
+        load_s = time.perf_counter() - started
+        engine = AnswerEngine(settings, llm=llm)
+        engine.warm_up()
+        items = [json.loads(line) for line in GOLD.read_text().splitlines() if line.strip()]
+        totals, first_tokens = [], []
+        for _ in range(args.rounds):
+            for item in items:
+                started = time.perf_counter()
+                first = None
+                for event in engine.stream(item["question"], item.get("history", [])):
+                    if first is None and isinstance(event, str):
+                        first = time.perf_counter() - started
+                    if isinstance(event, Answer):
+                        totals.append((time.perf_counter() - started) * 1000)
+                first_tokens.append((first if first is not None else time.perf_counter() - started) * 1000)
+    print(json.dumps({
+        "questions": len(totals), "cores": os.cpu_count(), "model_load_s": round(load_s, 2),
+        "latency_ms_p50": round(float(np.percentile(totals, 50)), 1),
+        "latency_ms_p95": round(float(np.percentile(totals, 95)), 1),
+        "first_token_ms_p50": round(float(np.percentile(first_tokens, 50)), 1),
+        "first_token_ms_p95": round(float(np.percentile(first_tokens, 95)), 1),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
