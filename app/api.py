@@ -35,7 +35,7 @@ class Health(BaseModel):
 
 def corpus_stats(settings: Settings) -> dict[str, Any]:
     """Documents, chunks and a title/date for the header, read from the store."""
-    collection = open_collection(settings)
+    collection = open_collection(settings, create=False)
     metadatas = collection.get(include=["metadatas"], where={"chunk_index": 0})["metadatas"]
     first = metadatas[0] if metadatas else {}
     return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,65 @@ def run_cli(
         [sys.executable, "-m", *args], cwd=ROOT, env={**os.environ, **(env or {})},
         capture_output=True, text=True, timeout=timeout, input=input_text if input_text is not None else "",
     )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+HOSTILE_DOC = """# Lab notes
+
+Whiskers is the name of the lab cat <img src=x onerror="window.__xss=1"> and it sleeps all day.
+
+The lab opens at <script>window.__xss=2</script>nine in the morning.
+"""
+
+
+class AppServer:
+    """`python -m app` in a subprocess on free ports, with its own store; the browser tests' host pages get ports too."""
+
+    def __init__(self, tmp: Path) -> None:
+        import httpx
+
+        self.port, self.host_port, self.other_port = free_port(), free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        corpus = tmp / "corpus"
+        corpus.mkdir()
+        (corpus / ARTICLE.name).write_text(ARTICLE.read_text(encoding="utf-8"), encoding="utf-8")
+        (corpus / "lab-notes.md").write_text(HOSTILE_DOC, encoding="utf-8")
+        self.env = {
+            **os.environ, "RAG_CHROMA_PATH": str(tmp / "chroma"), "RAG_CORPUS_PATH": str(corpus),
+            "RAG_PORT": str(self.port), "RAG_ALLOWED_ORIGINS": f"http://127.0.0.1:{self.host_port}",
+        }
+        self.log = (tmp / "app.log").open("w")
+        self.process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the app exited: {(tmp / 'app.log').read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"the app did not become healthy: {(tmp / 'app.log').read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    server = AppServer(tmp_path_factory.mktemp("app"))
+    yield server
+    server.stop()

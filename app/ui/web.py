@@ -11,6 +11,7 @@ from typing import Any
 
 import gradio as gr
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
 from app.api import corpus_stats, create_api
 from app.chain import Answer, AnswerEngine, QuestionError
@@ -39,6 +40,7 @@ CSS = """
 .rag-source mark {background: #fde68a; color: #1f2937; padding: 0 2px; border-radius: 3px}
 .rag-refusal {border: 1px dashed #d97706; border-radius: 10px; padding: 10px 12px; color: #92400e;
   background: #fffbeb; font-size: .92rem}
+.rag-sources-title {font-weight: 600; margin: 4px 0 6px 0}
 .rag-empty {color: var(--body-text-color-subdued); font-size: .9rem}
 .rag-widget .rag-source .rag-passage {font-size: .85rem}
 footer {display: none !important}
@@ -114,25 +116,30 @@ def build_chat(engine: AnswerEngine, stats: dict[str, Any], *, compact: bool) ->
                 "sentences they come from, or say the source does not say.</p></div>"
             )
         chatbot = gr.Chatbot(
-            height=300 if compact else 430, render_markdown=False, sanitize_html=True, label="Chat",
+            height=300 if compact else 460, render_markdown=False, sanitize_html=True, label="Chat",
             show_label=False, placeholder=None if compact else "Ask a question about the loaded documents.",
-            elem_id="rag-chatbot",
+            elem_id="rag-chatbot", buttons=["copy", "copy_all"], feedback_options=None, layout="bubble",
         )
         sources = gr.HTML(sources_html(None, engine), elem_id="rag-sources", render=False)
-        gr.ChatInterface(
-            fn=respond, chatbot=chatbot, additional_outputs=[sources],
-            examples=None if compact else EXAMPLES, cache_examples=False, run_examples_on_click=True,
-            api_name="chat", fill_height=False, autofocus=not compact,
-            textbox=gr.Textbox(placeholder="Ask about the source…", show_label=False, submit_btn=True, elem_id="rag-input"),
-        )
-        gr.Markdown("**Sources**" if not compact else "", visible=not compact)
-        sources.render()
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=320):
+                gr.ChatInterface(
+                    fn=respond, chatbot=chatbot, additional_outputs=[sources],
+                    examples=None if compact else EXAMPLES, cache_examples=False, run_examples_on_click=True,
+                    api_name="chat", fill_height=False, autofocus=not compact,
+                    textbox=gr.Textbox(placeholder="Ask about the source…", show_label=False, submit_btn=True, elem_id="rag-input"),
+                )
+            with gr.Column(scale=2, min_width=300):
+                if not compact:
+                    gr.HTML('<div class="rag-sources-title">Cited passages</div>')
+                sources.render()
     return blocks
 
 
 def create_app(engine: AnswerEngine, settings: Settings) -> FastAPI:
     """The whole web app: JSON API, the chat window at `/`, the widget at `/widget`."""
     app = create_api(engine, settings)
+    app.add_api_route("/widget", lambda: RedirectResponse("/widget/"), include_in_schema=False)
     stats = corpus_stats(settings)
     theme = gr.themes.Soft(primary_hue="blue", font=SYSTEM_FONTS, font_mono=["ui-monospace", "monospace"])
     for path, compact in (("/widget", True), ("/", False)):  # the widget first: "/" would catch its path

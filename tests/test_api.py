@@ -1,0 +1,115 @@
+"""The HTTP API of the running app (`python -m app` on a free port), over real HTTP."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from app.api import create_api
+from tests.conftest import ARTICLE, AppServer
+
+KEYS = {"answer", "refused", "citations", "timings"}
+
+
+def post(server: AppServer, body: object | None = None, content: bytes | None = None, **headers: str) -> httpx.Response:
+    kwargs = {"json": body} if content is None else {"content": content, "headers": {"Content-Type": "application/json"}}
+    if headers:
+        kwargs.setdefault("headers", {}).update(headers)
+    return httpx.post(f"{server.url}/api/ask", timeout=60, **kwargs)
+
+
+def test_health_reports_the_corpus(app_server: AppServer) -> None:
+    response = httpx.get(f"{app_server.url}/api/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok" and body["documents"] == 2 and body["chunks"] >= 8
+    assert body["embedding_model"] == "all-MiniLM-L6-v2"
+
+
+def test_ask_returns_the_cli_json(app_server: AppServer) -> None:
+    response = post(app_server, {"question": "Who is the director of the Shanghai Municipal Science and Technology Commission?"})
+    assert response.status_code == 200
+    answer = response.json()
+    assert set(answer) == KEYS and answer["answer"].startswith("Luo Dajin") and not answer["refused"]
+    (citation,) = answer["citations"]
+    assert ARTICLE.read_text(encoding="utf-8")[citation["start"] : citation["end"]] == citation["quote"]
+
+
+def test_ask_follows_history(app_server: AppServer) -> None:
+    history = [{"role": "user", "content": "Who is the chairman of Shui On Group?"}, {"role": "assistant", "content": "Vincent Lo [1]"}]
+    answer = post(app_server, {"question": "What did he say should be held regularly?", "history": history}).json()
+    assert "meetings" in answer["answer"].lower()
+
+
+@pytest.mark.parametrize(
+    ("body", "content", "status", "message"),
+    [
+        (None, b"{not json", 400, "not valid JSON"),
+        ({}, None, 422, "question"),
+        ({"question": ""}, None, 422, "empty"),
+        ({"question": "   "}, None, 422, "empty"),
+        ({"question": 42}, None, 422, "question"),
+        ({"question": "x" * 1500}, None, 422, "limit is 1000"),
+        ({"question": "Who?", "history": [{"role": "system", "content": "x"}]}, None, 422, "history"),
+        ([1, 2, 3], None, 422, "JSON object"),
+        (None, b'{"question": "' + b"y" * 100_000 + b'"}', 413, "over 64 KB"),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx(app_server: AppServer, body: object, content: bytes | None, status: int, message: str) -> None:
+    response = post(app_server, body, content)
+    assert response.status_code == status
+    assert message in response.json()["error"] and "Traceback" not in response.text
+
+
+def test_openapi_documents_the_routes(app_server: AppServer) -> None:
+    spec = httpx.get(f"{app_server.url}/openapi.json").json()
+    assert "/api/ask" in spec["paths"] and "/api/health" in spec["paths"]
+    assert httpx.get(f"{app_server.url}/docs").status_code == 200
+
+
+def test_origins_not_allowed_are_refused(app_server: AppServer) -> None:
+    allowed = f"http://127.0.0.1:{app_server.host_port}"
+    ok = post(app_server, {"question": "Who is the chairman of Shui On Group?"}, Origin=allowed)
+    assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == allowed
+    refused = post(app_server, {"question": "Who is the chairman of Shui On Group?"}, Origin="http://127.0.0.1:1")
+    assert refused.status_code == 403 and "RAG_ALLOWED_ORIGINS" in refused.json()["error"]
+    page = httpx.get(f"{app_server.url}/widget/")
+    assert page.headers["content-security-policy"] == f"frame-ancestors 'self' {allowed}"
+
+
+def test_gradio_api_through_gradio_client(app_server: AppServer) -> None:
+    from gradio_client import Client
+
+    client = Client(app_server.url + "/", verbose=False)
+    result = client.predict("How many papers did scientists from the two cities collaborate on?", api_name="/chat")
+    text = result[0] if isinstance(result, (list, tuple)) else result
+    assert "12,280" in str(text)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/gradio_api/file=/etc/passwd",
+        "/gradio_api/file=../../../../../../etc/passwd",
+        "/gradio_api/file=%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/file=/etc/passwd",
+        "/widget/gradio_api/file=/etc/passwd",
+        "/gradio_api/file=config/__init__.py",
+        "/gradio_api/static/../../../../etc/passwd",
+        "/gradio_api/assets/..%2f..%2f..%2fetc%2fpasswd",
+    ],
+)
+def test_file_routes_refuse_path_traversal(app_server: AppServer, path: str) -> None:
+    response = httpx.get(app_server.url + path)
+    assert response.status_code in (400, 403, 404, 405), response.status_code
+    assert "root:" not in response.text and "BaseSettings" not in response.text
+
+
+def test_health_is_503_when_the_store_is_not_usable(tmp_path) -> None:  # noqa: ANN001
+    from config import Settings
+
+    settings = Settings(chroma_path=tmp_path / "chroma", collection="never-ingested")
+    with TestClient(create_api(engine=None, settings=settings)) as client:  # type: ignore[arg-type]
+        response = client.get("/api/health")
+    assert response.status_code == 503 and response.json()["status"] == "unavailable"
