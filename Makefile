@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test ingest bench clean
+.PHONY: run test browser bench clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,13 +13,21 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m ingest
+	$(PY) -m app
 
-test: $(STAMP)
+# The browser tests drive Debian's Chromium (no browser download works offline); install it when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-dejavu-core >/dev/null; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/answer.py
+	$(PY) benchmarks/api_load.py
 
 clean:
 	rm -rf .chroma .cache

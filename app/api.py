@@ -34,14 +34,13 @@ class Health(BaseModel):
 
 
 def corpus_stats(settings: Settings) -> dict[str, Any]:
-    """Documents, chunks and a title/date for the header, read from the store."""
+    """Documents, chunks, document titles and (for a single document) its date, read from the store."""
     collection = open_collection(settings, create=False)
     metadatas = collection.get(include=["metadatas"], where={"chunk_index": 0})["metadatas"]
-    first = metadatas[0] if metadatas else {}
     return {
         "documents": len(metadatas), "chunks": collection.count(),
-        "title": first.get("title", "") if len(metadatas) == 1 else f"{len(metadatas)} documents",
-        "date": first.get("date", "") if len(metadatas) == 1 else "",
+        "titles": sorted(m.get("title", m.get("source", "")) for m in metadatas),
+        "date": metadatas[0].get("date", "") if len(metadatas) == 1 else "",
     }
 
 

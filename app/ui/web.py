@@ -106,14 +106,17 @@ def build_chat(engine: AnswerEngine, stats: dict[str, Any], *, compact: bool) ->
         except Exception as err:  # noqa: BLE001 - a store or model failure is shown, not raised into the page
             yield f"The answer service is unavailable right now ({err.__class__.__name__}); try again shortly.", gr.skip()
 
-    title = stats.get("title") or "Documents"
+    titles = stats.get("titles", [])
+    shown = "; ".join(html.escape(t) for t in titles[:3]) + ("; …" if len(titles) > 3 else "")
     with gr.Blocks(title="Cited Q&A" if not compact else "Cited Q&A widget", elem_classes=["rag-widget"] if compact else None) as blocks:
         if not compact:
-            date = f" · {stats['date']}" if stats.get("date") else ""
+            date = f" · {html.escape(stats['date'])}" if stats.get("date") else ""
+            count = stats.get("documents", 0)
+            documents = "" if count == 1 else f"{count} documents: "
             gr.HTML(
-                f'<div class="rag-header"><h1>Ask the source</h1><p>Loaded: <b>{html.escape(title)}</b>{html.escape(date)}'
-                f" · {stats.get('documents', 0)} document(s), {stats.get('chunks', 0)} passages. Answers cite the exact "
-                "sentences they come from, or say the source does not say.</p></div>"
+                f'<div class="rag-header"><h1>Ask the source</h1><p>Loaded: {documents}<b>{shown}</b>{date}'
+                f" · {stats.get('chunks', 0)} passages. Answers cite the exact sentences they come from, "
+                "or say that the source does not say.</p></div>"
             )
         chatbot = gr.Chatbot(
             height=300 if compact else 460, render_markdown=False, sanitize_html=True, label="Chat",
