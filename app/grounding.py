@@ -103,24 +103,6 @@ def clean_candidate(raw: str) -> str | None:
     return None if text.lower() in _NONE_ANSWERS or len(text) > 300 else text
 
 
-def locate(candidate: str, passages: list[Document]) -> tuple[int, int, int] | None:
-    """Where the candidate's words occur in a passage (case and spacing ignored): (passage, doc start, doc end)."""
-    words = _WORD.findall(candidate)
-    if not words:
-        return None
-    pattern = re.compile(r"(?<![A-Za-z0-9])" + r"[\s\W]{0,3}".join(re.escape(w) for w in words) + r"(?![A-Za-z0-9])", re.I)
-    for index, passage in enumerate(passages):
-        match = pattern.search(passage.page_content)
-        if match:
-            base = int(passage.metadata["start"])
-            return index, base + match.start(), base + match.end()
-    return None
-
-
-def sentences_covering(sentences: list[Sentence], passage: int, start: int, end: int) -> list[Sentence]:
-    return [s for s in sentences if s.passage == passage and s.start < end and start < s.end]
-
-
 def coverage(question: str, text: str) -> float:
     """Share of the question's content terms that the text contains (1.0 when the question has none)."""
     asked = content_terms(question)

@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(ROOT / ".cache", description="Where the local GGUF model is assembled (once) from its packages.")
     max_question_chars: int = Field(1000, ge=10, description="Longest question accepted, in characters.")
     word_match: float = Field(
-        0.36, ge=0, le=1,
+        0.30, ge=0, le=1,
         description=(
             "Least embedding similarity between each content word of a question and its closest word in the "
             "supporting passage; a question with a word the passage does not cover is refused."

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from app.llm import LLMUnavailable, get_llm, local_model_path
 from config import ROOT, Settings
 from ingest.pipeline import ingest
 from prompts import CHAT_MODEL_PREFIX
-from tests.conftest import ARTICLE
+from tests.conftest import ARTICLE, free_port
 from tests.openai_stub import StubServer
 
 ARTICLE_TEXT = ARTICLE.read_text(encoding="utf-8")
@@ -60,14 +59,8 @@ def test_openai_compatible_invention_is_not_trusted(store: Path) -> None:
     assert_grounded(replaced)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_server_down_or_slow_falls_back_within_the_timeout(store: Path) -> None:
-    down = openai_engine(store, f"http://127.0.0.1:{_free_port()}/v1", timeout=2)
+    down = openai_engine(store, f"http://127.0.0.1:{free_port()}/v1", timeout=2)
     started = time.perf_counter()
     answer = down.ask("What is the University of Hong Kong preparing to establish?")
     assert time.perf_counter() - started < 5
@@ -83,7 +76,7 @@ def test_server_down_or_slow_falls_back_within_the_timeout(store: Path) -> None:
 
 def test_llama_cpp_server_with_the_packaged_model(store: Path, tmp_path: Path) -> None:
     """The real OpenAI-compatible server of llama-cpp-python, serving the packaged Gemma GGUF."""
-    port = _free_port()
+    port = free_port()
     gguf = local_model_path(Settings())
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
