@@ -21,7 +21,7 @@ EXAMPLES = [
     "Who is the president of the University of Hong Kong?",
     "How many scientists from the two cities have collaborated in the past five years?",
     "What is the cumulative value of technology contracts between Shanghai and Hong Kong?",
-    "What will the University of Hong Kong's innovation hub focus on?",
+    "What areas will the University of Hong Kong's global innovation hub focus on?",
 ]
 
 SYSTEM_FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"]
