@@ -13,7 +13,7 @@ from starlette.types import ASGIApp
 
 from app.chain import Answer, AnswerEngine, QuestionError, Turn
 from config import Settings
-from vectorstore import open_collection
+from vectorstore import StoreError, open_collection
 
 MAX_BODY_BYTES = 64 * 1024
 """Largest request body accepted by the API; a question is at most RAG_MAX_QUESTION_CHARS characters."""
@@ -22,6 +22,17 @@ MAX_BODY_BYTES = 64 * 1024
 class AskRequest(BaseModel):
     question: str = Field(description="The question, at most RAG_MAX_QUESTION_CHARS characters.")
     history: list[Turn] = Field(default_factory=list, description="Earlier turns, oldest first, for follow-ups.")
+    source: str | None = Field(None, description="Answer only from this source (a document path as stored).")
+    title: str | None = Field(None, description="Answer only from documents with this title.")
+
+    def where(self) -> dict[str, str] | None:
+        return metadata_filter(self.source, self.title)
+
+
+def metadata_filter(source: str | None, title: str | None) -> dict[str, str] | None:
+    """A Chroma `where` filter restricting answers to one source and/or title."""
+    where = {key: value for key, value in (("source", source), ("title", title)) if value}
+    return where or None
 
 
 class Health(BaseModel):
@@ -99,11 +110,13 @@ def create_api(engine: AnswerEngine, settings: Settings) -> FastAPI:
     def ask(request: AskRequest) -> Any:
         """Answer a question (with optional history); the same JSON as `python -m app.ask --json`."""
         try:
-            return engine.ask(request.question, request.history)
+            return engine.ask(request.question, request.history, request.where())
         except QuestionError as err:
             return JSONResponse({"error": str(err)}, 422)
-        except Exception as err:  # noqa: BLE001 - the store or model failing is a 503 for the client, not a 500
-            return JSONResponse({"error": f"The answer service is unavailable: {err.__class__.__name__}."}, 503)
+        except StoreError as err:
+            return JSONResponse({"error": str(err)}, 503, headers={"Retry-After": "5"})
+        except Exception as err:  # noqa: BLE001 - a failing model is a 503 for the client, not a 500
+            return JSONResponse({"error": f"The answer service is unavailable ({err.__class__.__name__})."}, 503)
 
     @api.get("/api/health", response_model=Health, responses={503: {"model": Health}})
     def health() -> Any:
@@ -111,7 +124,8 @@ def create_api(engine: AnswerEngine, settings: Settings) -> FastAPI:
         try:
             stats = corpus_stats(settings)
         except Exception as err:  # noqa: BLE001 - any store failure means not ready
-            return JSONResponse(Health(status="unavailable", detail=f"store: {err.__class__.__name__}").model_dump(), 503)
+            detail = f"the document store cannot be reached or is empty ({err.__class__.__name__})"
+            return JSONResponse(Health(status="unavailable", detail=detail).model_dump(), 503)
         return Health(
             status="ok", documents=stats["documents"], chunks=stats["chunks"],
             embedding_model=settings.embedding_model, llm=settings.llm,

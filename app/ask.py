@@ -10,6 +10,7 @@ from typing import TextIO
 
 from pydantic import BaseModel, ValidationError
 
+from app.api import metadata_filter
 from app.chain import Answer, AnswerEngine, QuestionError, Turn
 from app.llm import LLMUnavailable
 from app.service import build_engine
@@ -45,7 +46,7 @@ def run_batch(engine: AnswerEngine, lines: Iterable[str], out: TextIO, where: di
             problem = err.errors()[0]
             field = ".".join(str(p) for p in problem["loc"])
             result = {"error": f"line {number}: {field + ': ' if field else ''}{problem['msg']}"}
-        except QuestionError as err:
+        except (QuestionError, StoreError) as err:
             result = {"error": f"line {number}: {err}"}
         failures += "error" in result
         out.write(json.dumps(result, ensure_ascii=False) + "\n")
@@ -59,12 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     parser.add_argument("--batch", action="store_true", help='read JSON lines {"question", "history"} from stdin')
     parser.add_argument("--source", help="answer only from this source (a document's path as stored)")
+    parser.add_argument("--title", help="answer only from documents with this title")
     args = parser.parse_args(argv)
     if not args.batch and args.question is None:
         parser.error("give a question, or --batch to read questions from stdin")
 
     settings = load_settings()
-    where = {"source": args.source} if args.source else None
+    where = metadata_filter(args.source, args.title)
     try:
         engine = build_engine(settings)
         if args.batch:

@@ -20,7 +20,7 @@ from app.llm import get_llm
 from app.retrieval import HybridRetriever, KeywordIndex
 from config import Settings
 from prompts import CHAT_MODEL_PREFIX, EXTRACT_ANSWER, EXTRACT_STOP, REFUSAL
-from vectorstore import get_embeddings, get_vectorstore, open_collection
+from vectorstore import StoreError, get_embeddings, get_vectorstore, open_collection
 
 
 class Turn(BaseModel):
@@ -120,7 +120,12 @@ class AnswerEngine:
         question = grounding.question_proper(self.validate(question))
         started = time.perf_counter()
         query = self.retriever.keyword_index.expand(standalone_question(question, history))
-        passages = self.retriever.invoke(query, where=where)
+        try:
+            passages = self.retriever.invoke(query, where=where)
+        except Exception as err:  # noqa: BLE001 - a Chroma server that went away raises transport errors of all kinds
+            raise StoreError(
+                f"The document store cannot be reached ({err.__class__.__name__}); answers resume when it is back."
+            ) from None
         retrieved = time.perf_counter()
         raw = ""
         ranked = self._rank(query, grounding.split_sentences(passages))
@@ -174,7 +179,7 @@ class AnswerEngine:
             found = grounding.locate_in_sentences(candidate, [s for s, _ in ranked[:TOP_SENTENCES]])
             if found and self._answerable(question, query, found[0], passages):
                 sentence, start, end = found
-                end = grounding.extend_with_parenthesis(sentence, end)
+                end = grounding.extend_with_parenthesis(sentence, start, end)
                 words = sentence.text[start - sentence.start : end - sentence.start]
                 return f"{words} [1]", False, [self._cite(passages, [sentence])]
         if ranked:  # no usable candidate: the best sentence, only when it holds every word of the question

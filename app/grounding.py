@@ -237,7 +237,13 @@ def names_missing(question: str, passage: str) -> list[str]:
     return missing
 
 
-def extend_with_parenthesis(sentence: Sentence, end: int) -> int:
-    """Extend an answer ending at `end` over a parenthesis right after it: "CNY32.3 billion (USD4.5 billion)"."""
-    match = re.match(r"\s?\([^()]{1,60}\)", sentence.text[end - sentence.start :])
+def extend_with_parenthesis(sentence: Sentence, start: int, end: int) -> int:
+    """Extend an answer over a parenthesis it leaves open ("1,232 kilometres (766 miles" gets its ")") or that
+    follows it right away ("CNY32.3 billion (USD4.5 billion)")."""
+    words = sentence.text[start - sentence.start : end - sentence.start]
+    rest = sentence.text[end - sentence.start :]
+    if words.count("(") > words.count(")"):
+        match = re.match(r"[^()]{0,60}\)", rest)
+    else:
+        match = re.match(r"\s?\([^()]{1,60}\)", rest)
     return end + match.end() if match else end

@@ -110,12 +110,13 @@ class HybridRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, where: dict[str, str] | None = None
     ) -> list[Document]:
         embedding = self.store.embeddings.embed_query(query)
+        chroma_filter = {"$and": [{k: v} for k, v in where.items()]} if where and len(where) > 1 else where
         if self.mmr:
             dense = self.store.max_marginal_relevance_search_by_vector(
-                embedding, k=self.fetch_k // 2, fetch_k=self.fetch_k, filter=where
+                embedding, k=self.fetch_k // 2, fetch_k=self.fetch_k, filter=chroma_filter
             )
         else:
-            dense = self.store.similarity_search_by_vector(embedding, k=self.fetch_k, filter=where)
+            dense = self.store.similarity_search_by_vector(embedding, k=self.fetch_k, filter=chroma_filter)
         keyword = self.keyword_index.search(query, self.fetch_k, where)
         return reciprocal_rank_fusion([dense, keyword], self.rrf_k)[: self.k]
 

@@ -36,14 +36,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ingest.squad", description=__doc__.splitlines()[0])
     parser.add_argument("squad_json", type=Path)
     parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--ingest", action="store_true", help="also ingest the folder (like `python -m ingest OUT_DIR`)")
     args = parser.parse_args(argv)
     try:
         paths = write_corpus(args.squad_json, args.out_dir)
     except (OSError, ValueError, KeyError) as err:
         print(f"error: cannot read {args.squad_json} as SQuAD JSON ({err.__class__.__name__}: {err})", file=sys.stderr)
         return 1
-    print(f"Wrote {len(paths)} documents to {args.out_dir}; ingest them with: python -m ingest {args.out_dir}")
-    return 0
+    if not args.ingest:
+        print(f"Wrote {len(paths)} documents to {args.out_dir}; ingest them with: python -m ingest {args.out_dir}")
+        return 0
+    from ingest.__main__ import main as ingest_main
+
+    print(f"Wrote {len(paths)} documents to {args.out_dir}", file=sys.stderr)
+    return ingest_main([str(args.out_dir)])
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse
 from app.api import corpus_stats, create_api
 from app.chain import Answer, AnswerEngine, QuestionError
 from config import Settings
+from vectorstore import StoreError
 
 EXAMPLES = [
     "Who is the president of the University of Hong Kong?",
@@ -101,7 +102,7 @@ def build_chat(engine: AnswerEngine, stats: dict[str, Any], *, compact: bool) ->
                 else:
                     draft += event
                     yield draft.strip() + " …", gr.skip()
-        except QuestionError as err:
+        except (QuestionError, StoreError) as err:
             yield str(err), sources_html(None, engine)
         except Exception as err:  # noqa: BLE001 - a store or model failure is shown, not raised into the page
             yield f"The answer service is unavailable right now ({err.__class__.__name__}); try again shortly.", gr.skip()
