@@ -119,8 +119,8 @@ class AnswerEngine:
         """Yield the model's candidate tokens as they come, then the checked `Answer` (which may differ or refuse)."""
         question = grounding.question_proper(self.validate(question))
         started = time.perf_counter()
-        query = self.retriever.keyword_index.expand(standalone_question(question, history))
         try:
+            query = self.retriever.keyword_index.expand(standalone_question(question, history))
             passages = self.retriever.invoke(query, where=where)
         except Exception as err:  # noqa: BLE001 - a Chroma server that went away raises transport errors of all kinds
             raise StoreError(
