@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test browser bench clean
+.PHONY: run test browser bench bench-scaling clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/answer.py
 	$(PY) benchmarks/api_load.py
+
+bench-scaling: $(STAMP)   # about 30 minutes on 2 cores: embeds 100k chunks
+	$(PY) benchmarks/scaling.py
 
 clean:
 	rm -rf .chroma .cache

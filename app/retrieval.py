@@ -14,6 +14,10 @@ from pydantic import ConfigDict
 from app.grounding import acronyms
 
 
+PAGE = 5000
+"""Chunks read from the store per request when building the keyword index."""
+
+
 def _tokenize(texts: list[str]) -> list[list[str]]:
     import bm25s
     import Stemmer
@@ -39,11 +43,13 @@ class KeywordIndex:
         size = self.collection.count()
         if size == self._size:
             return
-        got = self.collection.get(include=["documents", "metadatas"])
-        self._docs = [
-            Document(page_content=text, metadata=dict(meta), id=chunk_id)
-            for chunk_id, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
-        ]
+        self._docs = []
+        for offset in range(0, size, PAGE):  # paged: one get() of 100k chunks exceeds SQLite's variable limit
+            got = self.collection.get(include=["documents", "metadatas"], limit=PAGE, offset=offset)
+            self._docs.extend(
+                Document(page_content=text, metadata=dict(meta), id=chunk_id)
+                for chunk_id, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+            )
         self._by_id = {d.id: d for d in self._docs}
         self._acronyms = {}
         for doc in self._docs:

@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("squad_json", type=Path)
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--ingest", action="store_true", help="also ingest the folder (like `python -m ingest OUT_DIR`)")
+    parser.add_argument("--quiet", action="store_true", help="with --ingest: no progress bars")
     args = parser.parse_args(argv)
     try:
         paths = write_corpus(args.squad_json, args.out_dir)
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from ingest.__main__ import main as ingest_main
 
     print(f"Wrote {len(paths)} documents to {args.out_dir}", file=sys.stderr)
-    return ingest_main([str(args.out_dir)])
+    return ingest_main([str(args.out_dir), *(["--quiet"] if args.quiet else [])])
 
 
 if __name__ == "__main__":

@@ -56,3 +56,22 @@ def test_batch_answers_each_line_and_reports_bad_ones() -> None:
 def test_ask_without_question_is_a_usage_error() -> None:
     result = run_cli("app.ask")
     assert result.returncode == 2 and "give a question" in result.stderr
+
+
+def test_source_and_title_filters() -> None:
+    source = "data/" + ARTICLE.name
+    inside = run_cli("app.ask", "--json", "--source", source, "Who is the chairman of Shui On Group?")
+    assert inside.returncode == 0 and json.loads(inside.stdout)["answer"].startswith("Vincent Lo")
+    outside = run_cli("app.ask", "--json", "--title", "Some other title", "Who is the chairman of Shui On Group?")
+    assert outside.returncode == 0 and json.loads(outside.stdout)["refused"] is True
+
+
+def test_squad_file_becomes_a_corpus_and_is_ingested(tmp_path) -> None:  # noqa: ANN001
+    squad = tmp_path / "tiny.json"
+    squad.write_text(json.dumps({"version": "v2.0", "data": [{"title": "Tiny_Article", "paragraphs": [
+        {"context": "The tiny river flows north. It is 12 km long.", "qas": []},
+        {"context": "A mill stands on its bank.", "qas": []}]}]}))
+    result = run_cli("ingest.squad", str(squad), str(tmp_path / "corpus"), "--ingest", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "corpus" / "Tiny_Article.txt").read_text().startswith("Tiny Article\n\nThe tiny river")
+    assert result.stdout.startswith("1 document(s): 1 added")
