@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(
         120, ge=0, description="Characters of whole trailing sentences repeated at the start of the next chunk of the same paragraph."
     )
+    write_batch: int = Field(
+        512, ge=1, description="Chunks embedded and written to the store per step (progress and interruption granularity)."
+    )
     lock_timeout: float = Field(
         600.0, ge=0, description="Seconds an ingest waits for another ingest writing the same local store before giving up."
     )

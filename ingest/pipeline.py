@@ -14,8 +14,8 @@ from ingest.chunking import split_document
 from ingest.loaders import SUPPORTED_SUFFIXES, LoadError, load_document, source_id_for
 from vectorstore import get_embeddings, open_collection, reset_collection, writer_lock
 
-WRITE_BATCH = 512
-"""Chunks embedded and written per step: large enough for efficient encoding, small enough to show progress."""
+DELETE_BATCH = 512
+"""Stale chunk ids deleted per request."""
 
 
 @dataclass
@@ -130,8 +130,8 @@ def ingest(
             for source in sorted(gone):
                 stale.extend(collection.get(where={"source": source}, include=[])["ids"])
             summary.removed = len(gone)
-        for start in range(0, len(stale), WRITE_BATCH):
-            collection.delete(ids=stale[start : start + WRITE_BATCH])
+        for start in range(0, len(stale), DELETE_BATCH):
+            collection.delete(ids=stale[start : start + DELETE_BATCH])
         summary.chunks_deleted = len(stale)
         summary.total_chunks = collection.count()
     summary.seconds = round(time.perf_counter() - started, 3)
@@ -147,8 +147,8 @@ def _write(collection, chunks: list[Document], settings: Settings, progress: boo
     # Length-sorted batches pad least, so the pipeline encodes as fast as one encode() call over all chunks.
     chunks = sorted(chunks, key=lambda c: len(c.page_content))
     with tqdm(total=len(chunks), desc="Embedding", unit="chunk", disable=_quiet(progress, len(chunks) < 200)) as bar:
-        for start in range(0, len(chunks), WRITE_BATCH):
-            batch = chunks[start : start + WRITE_BATCH]
+        for start in range(0, len(chunks), settings.write_batch):
+            batch = chunks[start : start + settings.write_batch]
             vectors = embeddings.embed_documents([c.page_content for c in batch])
             collection.upsert(
                 ids=[c.id for c in batch],
