@@ -56,12 +56,25 @@ The lab opens at <script>window.__xss=2</script>nine in the morning.
 """
 
 
+def wait_until_ok(url: str, timeout: float = 180, process: subprocess.Popen | None = None) -> bool:
+    """Poll `url` until it answers 200 (True), the process exits or the time runs out (False)."""
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline and (process is None or process.poll() is None):
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    return False
+
+
 class AppServer:
     """`python -m app` in a subprocess on free ports, with its own store; the browser tests' host pages get ports too."""
 
     def __init__(self, tmp: Path) -> None:
-        import httpx
-
         self.port, self.host_port, self.other_port = free_port(), free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         corpus = tmp / "corpus"
@@ -74,17 +87,8 @@ class AppServer:
         }
         self.log = (tmp / "app.log").open("w")
         self.process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the app exited: {(tmp / 'app.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"the app did not become healthy: {(tmp / 'app.log').read_text()[-3000:]}")
+        if not wait_until_ok(f"{self.url}/api/health", 180, self.process):
+            raise RuntimeError(f"the app did not become healthy: {(tmp / 'app.log').read_text()[-3000:]}")
 
     def stop(self) -> None:
         self.process.terminate()

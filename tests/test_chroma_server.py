@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from ingest.chunking import split_document
 from ingest.loaders import load_document
 from ingest.pipeline import ingest
 from ingest.squad import write_corpus
-from tests.conftest import ARTICLE, SQUAD, free_port, run_cli
+from tests.conftest import ARTICLE, SQUAD, free_port, run_cli, wait_until_ok
 from vectorstore import open_collection
 
 GOLD = ROOT / "tests" / "gold" / "article.jsonl"
@@ -39,13 +37,8 @@ class ChromaServer:
             [str(chroma), "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        for _ in range(120):
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.25)
-        raise RuntimeError("chroma run did not start")
+        if not wait_until_ok(f"http://127.0.0.1:{self.port}/api/v2/heartbeat", 30, self.process):
+            raise RuntimeError("chroma run did not start")
 
     def stop(self) -> None:
         if self.process:
@@ -89,15 +82,7 @@ def start_app(server: ChromaServer, tmp: Path, name: str) -> tuple[subprocess.Po
 
 
 def wait_healthy(url: str, timeout: float = 180) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url} did not become healthy")
+    assert wait_until_ok(f"{url}/api/health", timeout), f"{url} did not become healthy"
 
 
 @pytest.fixture(scope="module")
