@@ -12,7 +12,7 @@ from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel, BaseLanguageModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import PromptTemplate
-from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.runnables import Runnable
 from pydantic import BaseModel, Field
 
 from app import grounding
@@ -99,11 +99,6 @@ class AnswerEngine:
         if hasattr(self.llm, "load"):
             self.llm.load()
         self.retriever.keyword_index.documents  # noqa: B018 - builds the BM25 index
-
-    @property
-    def runnable(self) -> Runnable:
-        """The chain as one LangChain runnable: {"question", "history"?, "where"?} -> Answer."""
-        return RunnableLambda(lambda x: self.ask(x["question"], x.get("history", ()), x.get("where")))
 
     def ask(self, question: str, history: Sequence[Turn | dict[str, str]] = (), where: dict[str, str] | None = None) -> Answer:
         final = None

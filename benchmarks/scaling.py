@@ -47,6 +47,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_ok(url: str, seconds: float) -> None:
+    """Poll `url` until it answers 200; give up after `seconds`."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise SystemExit(f"{url} did not answer within {seconds:.0f} s")
+
+
 def write_filler(folder: Path, chunks: int, vocabulary: list[str], seed: int, prefix: str) -> None:
     """Documents of 100 paragraphs, each about 350 characters (one chunk), of SQuAD words in random order."""
     rng = random.Random(seed)
@@ -105,12 +118,7 @@ def with_server(path: Path, questions: list[dict], spans: dict, settings: Settin
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(240):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.25)
+        wait_ok(f"http://127.0.0.1:{port}/api/v2/heartbeat", 60)
         return measure(settings.model_copy(update={"chroma_host": "127.0.0.1", "chroma_port": port}), questions, spans)
     finally:
         server.terminate()
@@ -125,12 +133,7 @@ def app_memory(settings: Settings) -> float:
     process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+        wait_ok(f"{url}/api/health", 300)
         httpx.post(f"{url}/api/ask", json={"question": "How long is the Rhine?"}, timeout=300)
         status = Path(f"/proc/{process.pid}/status").read_text()
         return round(int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024, 1)
