@@ -99,6 +99,9 @@ class KeywordIndex:
 class HybridRetriever(BaseRetriever):
     """Dense and BM25 rankings fused with reciprocal rank fusion (RRF); optional MMR on the dense side.
 
+    Candidates are the top `fetch_k` of Chroma's vector search and of BM25; the dense ranking that enters the fusion
+    is all candidates ordered by exact cosine similarity.
+
     `invoke(query, where={"source": ...})` restricts both rankings to chunks whose metadata match.
     """
 
@@ -124,7 +127,28 @@ class HybridRetriever(BaseRetriever):
         else:
             dense = self.store.similarity_search_by_vector(embedding, k=self.fetch_k, filter=chroma_filter)
         keyword = self.keyword_index.search(query, self.fetch_k, where)
-        return reciprocal_rank_fusion([dense, keyword], self.rrf_k)[: self.k]
+        return reciprocal_rank_fusion([self._rescore(embedding, dense + keyword), keyword], self.rrf_k)[: self.k]
+
+    def _rescore(self, embedding: list[float], candidates: list[Document]) -> list[Document]:
+        """Rank every candidate (dense and keyword) by exact cosine similarity to the query.
+
+        Chroma's HNSW search is approximate: on a 100k-chunk store it returned the gold paragraph in its top 5 for
+        fewer than a third of the SQuAD test questions, where exact search finds most. Rescoring the union lets a
+        passage that BM25 found count on the dense side too. One `get` of at most 2 x fetch_k embeddings.
+        """
+        import numpy as np
+
+        unique = {_key(doc): doc for doc in candidates}
+        if not unique:
+            return []
+        got = self.keyword_index.collection.get(ids=list(unique), include=["embeddings"])
+        query = np.asarray(embedding, dtype=np.float32)
+        scores = {i: float(np.dot(v, query)) for i, v in zip(got["ids"], got["embeddings"], strict=True)}
+        return sorted(unique.values(), key=lambda d: scores.get(_key(d), -1.0), reverse=True)
+
+
+def _key(doc: Document) -> str:
+    return doc.id or doc.metadata["chunk_id"]
 
 
 def reciprocal_rank_fusion(rankings: list[list[Document]], rrf_k: int = 60) -> list[Document]:
@@ -136,7 +160,7 @@ def reciprocal_rank_fusion(rankings: list[list[Document]], rrf_k: int = 60) -> l
     by_id: dict[str, Document] = {}
     for ranking in rankings:
         for rank, doc in enumerate(ranking, start=1):
-            key = doc.id or doc.metadata["chunk_id"]
+            key = _key(doc)
             scores[key] = scores.get(key, 0.0) + 1.0 / (rrf_k + rank)
             by_id.setdefault(key, doc)
     ordered = sorted(scores, key=scores.__getitem__, reverse=True)

@@ -142,6 +142,21 @@ def app_memory(settings: Settings) -> float:
         process.wait(timeout=60)
 
 
+def ingest_throughput(filler: Path, settings: Settings) -> dict:
+    """Ingest the filler folder through the pipeline; compare with the raw encode rate on its first 100 documents."""
+    texts = [c.page_content for f in sorted(filler.glob("*.txt"))[:100]
+             for c in split_document(load_document(f, ROOT), settings.chunk_size, settings.chunk_overlap)]
+    started = time.perf_counter()
+    summary = ingest([filler], settings, progress=False)
+    pipeline = summary.chunks_written / (time.perf_counter() - started)
+    model = get_embeddings(settings).model
+    started = time.perf_counter()
+    model.encode(texts, batch_size=settings.embedding_batch_size, normalize_embeddings=True)
+    raw = len(texts) / (time.perf_counter() - started)
+    return {"ingest_chunks": summary.chunks_written, "pipeline_chunks_per_s": round(pipeline, 1),
+            "raw_encode_chunks_per_s": round(raw, 1), "ratio": round(pipeline / raw, 3)}
+
+
 def plot(rows: list[dict], out: Path) -> None:
     import matplotlib
 
@@ -169,7 +184,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000], help="total chunks after filler")
     parser.add_argument("--questions", type=int, default=100)
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "scaling.png")
-    parser.add_argument("--workdir", type=Path, help="keep corpus and store here (default: a temporary folder)")
+    parser.add_argument("--workdir", type=Path, help="keep corpora and stores here; a rerun reuses them (default: a temporary folder)")
     args = parser.parse_args()
     _, sample = squad_sample(SQUAD, "test", 1000, seed=0)
     questions = [q for q in sample if q["answers"]][: args.questions]
@@ -179,30 +194,26 @@ def main() -> None:
         root = args.workdir or Path(tmp)
         corpus = root / "squad"
         write_corpus(SQUAD, corpus)
-        settings = Settings(chroma_path=root / "chroma")
+        spans = gold_spans(corpus)
+        previous = root / "chroma-squad"
+        settings = Settings(chroma_path=previous)
         get_embeddings(settings)
         ingest([corpus], settings, progress=False)
-        spans = gold_spans(corpus)
         for size in [0, *args.sizes]:
-            current = open_collection(settings).count()
-            if size > current:
+            # One store per size (kept in --workdir, so a rerun measures without re-ingesting).
+            path = root / f"chroma-{size}" if size else previous
+            settings = Settings(chroma_path=path)
+            if not path.exists():
+                shutil.copytree(previous, path)
                 filler = root / f"filler-{size}"
-                write_filler(filler, size - current, vocabulary, seed=size, prefix=f"filler{size}")
-                texts = [c.page_content for f in sorted(filler.glob("*.txt"))[:100]
-                         for c in split_document(load_document(f, ROOT), settings.chunk_size, settings.chunk_overlap)]
-                started = time.perf_counter()
-                summary = ingest([filler], settings, progress=False)
-                pipeline = summary.chunks_written / (time.perf_counter() - started)
-                model = get_embeddings(settings).model
-                started = time.perf_counter()
-                model.encode(texts, batch_size=settings.embedding_batch_size, normalize_embeddings=True)
-                raw = len(texts) / (time.perf_counter() - started)
-                print(json.dumps({"ingest_chunks": summary.chunks_written, "pipeline_chunks_per_s": round(pipeline, 1),
-                                  "raw_encode_chunks_per_s": round(raw, 1), "ratio": round(pipeline / raw, 3)}), flush=True)
+                if not filler.exists():
+                    write_filler(filler, size - open_collection(settings).count(), vocabulary, seed=size, prefix=f"filler{size}")
+                print(json.dumps(ingest_throughput(filler, settings)), flush=True)
             for mode in ("local", "server"):
-                result = measure(settings, questions, spans) if mode == "local" else with_server(settings.chroma_path, questions, spans, settings)
+                result = measure(settings, questions, spans) if mode == "local" else with_server(path, questions, spans, settings)
                 rows.append({"mode": mode, **result})
                 print(json.dumps(rows[-1]), flush=True)
+            previous = path
         print(json.dumps({"app_rss_mib": app_memory(settings), "chunks": open_collection(settings).count()}), flush=True)
     plot(rows, args.plot)
 
