@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import re
+import secrets
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -55,18 +59,39 @@ def corpus_stats(settings: Settings) -> dict[str, Any]:
     }
 
 
-class OriginGuard(BaseHTTPMiddleware):
-    """Browsers from origins not in RAG_ALLOWED_ORIGINS may neither frame the app nor call it.
+ASK_ROUTES = re.compile(r"^/api/ask$|^(/widget)?/gradio_api/(queue/join|call/|run/)")
+"""POSTs that put a question to the engine: the JSON API and the chat and widget queues (Gradio)."""
+RETRY_AFTER_S = 5
+"""Retry-After (seconds) on 503: about the time a full queue of the embedded model takes to move on."""
 
-    Framing is governed by `Content-Security-Policy: frame-ancestors`; calls are refused (403) when a request
-    carries an `Origin` that is neither the app's own nor allowed, so a page elsewhere cannot use the API even
-    through endpoints whose CORS answers it does not read. Allowed origins get CORS headers (see `create_api`).
+
+class Guard(BaseHTTPMiddleware):
+    """What every request passes before it reaches the API or the chat.
+
+    - Origin allow-list: browsers of origins not in RAG_ALLOWED_ORIGINS may neither frame the app (CSP
+      `frame-ancestors` on every response) nor call it (403 for a foreign `Origin`), even through endpoints whose
+      CORS answers they would not read. Allowed origins get CORS headers (see `create_api`).
+    - Body size: 413 over 64 KB on the API.
+    - RAG_API_TOKEN: `POST /api/ask` needs the bearer token (401). The chat queues stay open to browsers of allowed
+      origins (a browser always sends `Origin` with a POST); callers without a browser origin need the token there too.
+    - RAG_RATE_LIMIT: questions per client address (429 with Retry-After).
+    - RAG_QUEUE_SIZE: at most that many API questions wait at once; more get 503 with Retry-After, not a hang.
+      (The chat queues have the same bound through Gradio's `max_size`, which answers 503; Retry-After is added.)
     """
 
-    def __init__(self, app: ASGIApp, allowed: list[str]) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
         super().__init__(app)
-        self.allowed = allowed
-        self.frame_ancestors = " ".join(["'self'", *allowed])
+        from limits import parse_many
+        from limits.storage import MemoryStorage
+        from limits.strategies import MovingWindowRateLimiter
+
+        self.allowed = settings.allowed_origins
+        self.frame_ancestors = " ".join(["'self'", *self.allowed])
+        self.bearer = f"Bearer {settings.api_token.get_secret_value()}".encode() if settings.api_token else None
+        self.rates = parse_many(settings.rate_limit) if settings.rate_limit else []
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.queue_size = settings.queue_size
+        self.waiting = 0  # API questions in flight; changed only on the event loop's thread
 
     async def dispatch(self, request: Request, call_next: Any) -> Any:
         origin = request.headers.get("origin")
@@ -76,10 +101,48 @@ class OriginGuard(BaseHTTPMiddleware):
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > MAX_BODY_BYTES and request.url.path.startswith("/api/"):
             return JSONResponse({"error": f"The request body is over {MAX_BODY_BYTES // 1024} KB."}, 413)
-        response = await call_next(request)
+        path = request.url.path
+        api = request.method == "POST" and path == "/api/ask"
+        if request.method == "POST" and ASK_ROUTES.match(path):
+            browser = origin is not None and origin != "null"
+            if self.bearer and (api or not browser) and not self._authorized(request):
+                return JSONResponse(
+                    {"error": "This API needs 'Authorization: Bearer <token>' (the token set in RAG_API_TOKEN)."}, 401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            wait = self._rate_limited(request.client.host if request.client else "unknown")
+            if wait:
+                return JSONResponse(
+                    {"error": f"Too many questions from this address; try again in {wait} s."}, 429,
+                    headers={"Retry-After": str(wait)},
+                )
+        if api and self.waiting >= self.queue_size:
+            return JSONResponse(
+                {"error": f"The service is busy ({self.waiting} questions waiting); try again in {RETRY_AFTER_S} s."}, 503,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+        self.waiting += api
+        try:
+            response = await call_next(request)
+        finally:
+            self.waiting -= api
         response.headers["Content-Security-Policy"] = f"frame-ancestors {self.frame_ancestors}"
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if response.status_code in (429, 503) and "retry-after" not in response.headers:
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
         return response
+
+    def _authorized(self, request: Request) -> bool:
+        given = request.headers.get("authorization", "").encode()
+        return self.bearer is not None and secrets.compare_digest(given, self.bearer)
+
+    def _rate_limited(self, client: str) -> int:
+        """0 when the client may ask now; else the seconds until it may."""
+        for rate in self.rates:
+            if not self.limiter.hit(rate, client):
+                reset = self.limiter.get_window_stats(rate, client).reset_time
+                return max(1, math.ceil(reset - time.time()))
+        return 0
 
 
 def create_api(engine: AnswerEngine, settings: Settings) -> FastAPI:
@@ -95,7 +158,7 @@ def create_api(engine: AnswerEngine, settings: Settings) -> FastAPI:
         CORSMiddleware, allow_origins=settings.allowed_origins, allow_methods=["GET", "POST"],
         allow_headers=["Content-Type", "Authorization"], max_age=600,
     )
-    api.add_middleware(OriginGuard, allowed=settings.allowed_origins)
+    api.add_middleware(Guard, settings=settings)
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

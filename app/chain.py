@@ -16,7 +16,7 @@ from langchain_core.runnables import Runnable
 from pydantic import BaseModel, Field
 
 from app import grounding
-from app.llm import get_llm
+from app.llm import get_llm, stream_within
 from app.retrieval import HybridRetriever, KeywordIndex
 from config import Settings
 from prompts import CHAT_MODEL_PREFIX, EXTRACT_ANSWER, EXTRACT_STOP, REFUSAL
@@ -127,7 +127,8 @@ class AnswerEngine:
         if ranked:
             context = passages[ranked[0][0].passage].page_content
             try:
-                for token in self.extract.stream({"passage": context, "question": question}):
+                deadline = None if self.settings.llm == "local" else self.settings.llm_timeout  # local: waits for its turn
+                for token in stream_within(self.extract, {"passage": context, "question": question}, deadline):
                     raw += token
                     yield token
             except Exception:  # noqa: BLE001 - a remote model that fails or times out leaves the extractive answer

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import queue
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.language_models.llms import LLM
 from langchain_core.outputs import GenerationChunk
+from langchain_core.runnables import Runnable
 from pydantic import PrivateAttr
 
 from config import Settings
@@ -66,6 +69,41 @@ class LlamaCppCompletion(LLM):
                 if run_manager:
                     run_manager.on_llm_new_token(text)
                 yield GenerationChunk(text=text)
+
+
+def stream_within(runnable: Runnable, inputs: Any, seconds: float | None) -> Iterator[str]:
+    """`runnable.stream(inputs)`, but raising TimeoutError once `seconds` have passed in all (None: no deadline).
+
+    A model that answers slowly, or trickles tokens each within the HTTP read timeout, must not hold up the answer:
+    the stream runs in a worker thread and is abandoned at the deadline (the thread ends with the server's reply; an
+    OpenAI stream drains itself on close, so closing it would block just as long).
+    """
+    if seconds is None:
+        yield from runnable.stream(inputs)
+        return
+    tokens: queue.Queue[Any] = queue.Queue()
+    done = object()
+
+    def pump() -> None:
+        try:
+            for token in runnable.stream(inputs):
+                tokens.put(token)
+        except Exception as err:  # noqa: BLE001 - handed to the consumer, which decides
+            tokens.put(err)
+        tokens.put(done)
+
+    threading.Thread(target=pump, daemon=True, name="llm-stream").start()
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            item = tokens.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise TimeoutError(f"the model gave no complete answer within {seconds:g} s") from None
+        if item is done:
+            return
+        if isinstance(item, Exception):
+            raise item
+        yield item
 
 
 def local_model_path(settings: Settings) -> Path:

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,6 +126,40 @@ class Settings(BaseSettings):
         2, ge=1, description="Questions the chat queue answers at once; the model itself runs one at a time."
     )
 
+    queue_size: int = Field(
+        64, ge=1,
+        description=(
+            "Questions that may wait at once, per entry (the API, the chat queue, the widget queue); beyond it a "
+            "client gets 503 with Retry-After instead of waiting."
+        ),
+    )
+    rate_limit: str = Field(
+        "",
+        description=(
+            "Per-client limit on questions (API and chat), in the `limits` notation: '30/minute', '5/second;100/hour'. "
+            "Over it a client gets 429 with Retry-After. Empty: no limit."
+        ),
+    )
+    api_token: SecretStr | None = Field(
+        None,
+        description=(
+            "When set, POST /api/ask requires 'Authorization: Bearer <token>' (401 without). The chat and the widget "
+            "stay open to browsers of allowed origins; other callers of the chat queue need the token too."
+        ),
+    )
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        if value.strip():
+            from limits import parse_many
+
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a rate such as '30/minute'") from None
+        return value.strip()
+
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -135,5 +169,13 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read the settings from the environment once, at an entry point; keyword overrides win (used by tests)."""
-    return Settings(**overrides)
+    """Read the settings from the environment once, at an entry point; keyword overrides win (used by tests).
+
+    A bad value ends the program with one line naming the variable, not a validation traceback.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        problem = err.errors()[0]
+        name = f"RAG_{str(problem['loc'][0]).upper()}" if problem["loc"] else "a RAG_ setting"
+        raise SystemExit(f"error: {name}: {problem['msg'].removeprefix('Value error, ')}.") from None

@@ -104,3 +104,53 @@ def app_server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     server = AppServer(tmp_path_factory.mktemp("app"))
     yield server
     server.stop()
+
+
+# --- docs/reliability.md, kept true by the tests that try each scenario -------------------------------------------
+
+RELIABILITY_DOC = ROOT / "docs" / "reliability.md"
+_RESULTS: dict[str, tuple[int, str]] = {}
+
+
+@pytest.fixture(scope="session")
+def reliability():  # noqa: ANN201
+    """`reliability(scenario, tries, result)`: record the outcome of a scenario of docs/reliability.md.
+
+    At the end of the run every recorded row is compared with the table in docs/reliability.md (columns Scenario,
+    Tries and Result); a difference fails the run, so the document says what the tests last saw.
+    """
+
+    def record(scenario: str, tries: int, result: str) -> None:
+        _RESULTS[scenario] = (tries, result)
+
+    return record
+
+
+def _doc_rows() -> dict[str, tuple[str, str]]:
+    rows = {}
+    for line in RELIABILITY_DOC.read_text(encoding="utf-8").splitlines() if RELIABILITY_DOC.exists() else []:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) >= 5 and not set(cells[0]) <= {"-", ":"}:
+            rows[cells[0]] = (cells[2], cells[3])
+    return rows
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not _RESULTS:
+        return
+    artifacts = ROOT / "tests" / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    lines = [f"| {name} | {tries} | {result} |" for name, (tries, result) in sorted(_RESULTS.items())]
+    (artifacts / "reliability-results.md").write_text("| Scenario | Tries | Result |\n|---|---|---|\n" + "\n".join(lines) + "\n")
+    documented = _doc_rows()
+    wrong = [
+        f"  {name}: tests saw {tries} tries, '{result}'; docs/reliability.md says {documented.get(name)}"
+        for name, (tries, result) in sorted(_RESULTS.items())
+        if documented.get(name) != (str(tries), result)
+    ]
+    if wrong:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = "docs/reliability.md disagrees with what the tests saw:\n" + "\n".join(wrong)
+        if reporter:
+            reporter.write_line(message, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -12,10 +12,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class StubServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, reply: Callable[[str], str], delay: float = 0.0) -> None:
+    def __init__(self, reply: Callable[[str], str], delay: float = 0.0, token_delay: float = 0.0) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.reply = reply
         self.delay = delay
+        self.token_delay = token_delay
         self.requests: list[dict] = []
 
     @property
@@ -49,9 +50,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             pieces = [text[i : i + 4] for i in range(0, len(text), 4)]
             for piece in pieces:
+                time.sleep(self.server.token_delay)
                 chunk = {**base, "object": "chat.completion.chunk",
                          "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece}, "finish_reason": None}]}
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
             done = {**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
             self.wfile.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
             return

@@ -59,19 +59,29 @@ def test_openai_compatible_invention_is_not_trusted(store: Path) -> None:
     assert_grounded(replaced)
 
 
-def test_server_down_or_slow_falls_back_within_the_timeout(store: Path) -> None:
+def test_server_down_or_slow_falls_back_within_the_timeout(store: Path, reliability) -> None:  # noqa: ANN001
+    question = "What is the University of Hong Kong preparing to establish?"
     down = openai_engine(store, f"http://127.0.0.1:{free_port()}/v1", timeout=2)
     started = time.perf_counter()
-    answer = down.ask("What is the University of Hong Kong preparing to establish?")
+    answer = down.ask(question)
     assert time.perf_counter() - started < 5
     assert not answer.refused and "global innovation hub" in answer.answer
     assert_grounded(answer)
-    with StubServer(lambda prompt: "global innovation hub", delay=5) as server:
-        slow = openai_engine(store, server.base_url, timeout=1)
-        started = time.perf_counter()
-        answer = slow.ask("What is the University of Hong Kong preparing to establish?")
-        assert time.perf_counter() - started < 4
-    assert "global innovation hub" in answer.answer
+    # Silent for 5 s, then a reply; and a reply trickled a token every 0.4 s (each read is within the 1 s timeout,
+    # the whole reply is not): both answer extractively within about the timeout.
+    for stub in (StubServer(lambda prompt: "global innovation hub", delay=5),
+                 StubServer(lambda prompt: "a global innovation hub in Shanghai, which will focus on", token_delay=0.4)):
+        with stub as server:
+            slow = openai_engine(store, server.base_url, timeout=1)
+            started = time.perf_counter()
+            answer = slow.ask(question)
+            assert time.perf_counter() - started < 4
+        assert not answer.refused and "global innovation hub" in answer.answer
+        assert_grounded(answer)
+    reliability(
+        "LLM server down, silent or trickling", 3,
+        "extractive grounded answer within the timeout (+ < 3 s); no hang",
+    )
 
 
 def test_llama_cpp_server_with_the_packaged_model(store: Path, tmp_path: Path) -> None:

@@ -148,7 +148,7 @@ def create_app(engine: AnswerEngine, settings: Settings) -> FastAPI:
     theme = gr.themes.Soft(primary_hue="blue", font=SYSTEM_FONTS, font_mono=["ui-monospace", "monospace"])
     for path, compact in (("/widget", True), ("/", False)):  # the widget first: "/" would catch its path
         blocks = build_chat(engine, stats, compact=compact)
-        blocks.queue(default_concurrency_limit=settings.concurrency, max_size=settings.concurrency * 32)
+        blocks.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
         app = gr.mount_gradio_app(
             app, blocks, path=path, theme=theme, css=CSS, footer_links=[], ssr_mode=False,
             enable_monitoring=False, pwa=False, mcp_server=False, show_error=False,
