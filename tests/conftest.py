@@ -74,7 +74,7 @@ def wait_until_ok(url: str, timeout: float = 180, process: subprocess.Popen | No
 class AppServer:
     """`python -m app` in a subprocess on free ports, with its own store; the browser tests' host pages get ports too."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, env: dict[str, str] | None = None) -> None:
         self.port, self.host_port, self.other_port = free_port(), free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         corpus = tmp / "corpus"
@@ -83,7 +83,7 @@ class AppServer:
         (corpus / "lab-notes.md").write_text(HOSTILE_DOC, encoding="utf-8")
         self.env = {
             **os.environ, "RAG_CHROMA_PATH": str(tmp / "chroma"), "RAG_CORPUS_PATH": str(corpus),
-            "RAG_PORT": str(self.port), "RAG_ALLOWED_ORIGINS": f"http://127.0.0.1:{self.host_port}",
+            "RAG_PORT": str(self.port), "RAG_ALLOWED_ORIGINS": f"http://127.0.0.1:{self.host_port}", **(env or {}),
         }
         self.log = (tmp / "app.log").open("w")
         self.process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
