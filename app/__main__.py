@@ -25,7 +25,8 @@ def main() -> int:
     app = create_app(engine, settings)
     base = f"http://{settings.host}:{settings.port}"
     print(f"Chat app: {base}/   widget: {base}/widget   API: {base}/docs   (Ctrl-C to stop)", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    # Open chat streams would hold a graceful shutdown forever; after 5 s they are cut.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
     return 0
 
 

@@ -9,9 +9,11 @@ import time
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.types import ASGIApp
 
@@ -35,7 +37,8 @@ class AskRequest(BaseModel):
 
 def metadata_filter(source: str | None, title: str | None) -> dict[str, str] | None:
     """A Chroma `where` filter restricting answers to one source and/or title."""
-    where = {key: value for key, value in (("source", source), ("title", title)) if value}
+    # A lone surrogate (from a JSON "\ud800" escape) matches nothing stored, and Chroma rejects it: make it '?'.
+    where = {key: value.encode("utf-8", "replace").decode() for key, value in (("source", source), ("title", title)) if value}
     return where or None
 
 
@@ -160,6 +163,17 @@ def create_api(engine: AnswerEngine, settings: Settings) -> FastAPI:
     )
     api.add_middleware(Guard, settings=settings)
 
+    @api.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        """Errors under /api/ as `{"error"}`, among them a body that cannot be parsed or is over the limit once read."""
+        if not request.url.path.startswith("/api/"):
+            return await http_exception_handler(request, exc)
+        message = {
+            400: "The request body is not valid UTF-8 JSON, or is nested too deeply.",
+            413: f"The request body is over {MAX_BODY_BYTES // 1024} KB.",
+        }.get(exc.status_code, f"{exc.detail}.")
+        return JSONResponse({"error": message}, exc.status_code, headers=exc.headers)
+
     @api.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problem = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
@@ -169,7 +183,7 @@ def create_api(engine: AnswerEngine, settings: Settings) -> FastAPI:
         message = "The request body must be a JSON object with a 'question'." if not field else f"{field}: {problem['msg']}."
         return JSONResponse({"error": message}, 422)
 
-    @api.post("/api/ask", response_model=Answer, responses={400: {}, 413: {}, 422: {}, 503: {}})
+    @api.post("/api/ask", response_model=Answer, responses={400: {}, 413: {}, 422: {}, 503: {}}, max_body_size=MAX_BODY_BYTES)
     def ask(request: AskRequest) -> Any:
         """Answer a question (with optional history); the same JSON as `python -m app.ask --json`."""
         try:

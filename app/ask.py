@@ -33,8 +33,8 @@ def format_answer(answer: Answer) -> str:
     return "\n".join(lines)
 
 
-def run_batch(engine: AnswerEngine, lines: Iterable[str], out: TextIO, where: dict[str, str] | None) -> int:
-    """Answer one JSON request per line; a bad line gets an error object and the batch goes on."""
+def run_batch(engine: AnswerEngine, lines: Iterable[str | bytes], out: TextIO, where: dict[str, str] | None) -> int:
+    """Answer one JSON request per line; a bad line (also one that is not UTF-8) gets an error object and the batch goes on."""
     failures = 0
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         engine = build_engine(settings)
         if args.batch:
-            run_batch(engine, sys.stdin, sys.stdout, where)
+            run_batch(engine, sys.stdin.buffer, sys.stdout, where)  # bytes: pydantic reports a line that is not UTF-8
             return 0
         answer = engine.ask(args.question, (), where)
     except (StoreError, LLMUnavailable, QuestionError) as err:

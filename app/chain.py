@@ -62,6 +62,13 @@ LEXICAL_WEIGHT = 0.5
 _REFERRING = re.compile(
     r"\b(it|its|it's|he|him|his|she|her|they|them|their|this|that|these|those|there|the same|such|former|latter)\b", re.I
 )
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""Control characters (NUL included) and lone surrogates: nothing a person means to ask, and tokenizers reject surrogates."""
+
+
+def printable(text: str) -> str:
+    """The text with control characters and lone surrogates as spaces, and each run of white space as one space."""
+    return " ".join(_UNPRINTABLE.sub(" ", text).split())
 
 
 def standalone_question(question: str, history: Sequence[Turn | dict[str, str]]) -> str:
@@ -70,7 +77,7 @@ def standalone_question(question: str, history: Sequence[Turn | dict[str, str]])
     A base model cannot be trusted to rewrite questions, so follow-ups are detected by their referring words
     (pronouns, "and ...") or brevity and carry the previous user question along.
     """
-    previous = [t["content"] if isinstance(t, dict) else t.content for t in history if (t["role"] if isinstance(t, dict) else t.role) == "user"]
+    previous = [printable(t["content"] if isinstance(t, dict) else t.content) for t in history if (t["role"] if isinstance(t, dict) else t.role) == "user"]
     if not previous:
         return question
     refers_back = _REFERRING.search(question) or question.lower().startswith(("and ", "what about", "how about"))
@@ -122,19 +129,23 @@ class AnswerEngine:
                 f"The document store cannot be reached ({err.__class__.__name__}); answers resume when it is back."
             ) from None
         retrieved = time.perf_counter()
-        raw = ""
-        ranked = self._rank(query, grounding.split_sentences(passages))
-        if ranked:
-            context = passages[ranked[0][0].passage].page_content
-            try:
-                deadline = None if self.settings.llm == "local" else self.settings.llm_timeout  # local: waits for its turn
-                for token in stream_within(self.extract, {"passage": context, "question": question}, deadline):
-                    raw += token
-                    yield token
-            except Exception:  # noqa: BLE001 - a remote model that fails or times out leaves the extractive answer
-                raw = ""
+        ranked = self._rank(query, [s for s in grounding.split_sentences(passages) if not grounding.is_instruction(s.text)])
+        answer, refused, cited = REFUSAL, True, []
+        for attempt in self._attempts(ranked, passages):
+            raw = ""
+            if attempt:
+                context = passages[attempt[0][0].passage].page_content
+                try:
+                    deadline = None if self.settings.llm == "local" else self.settings.llm_timeout  # local: waits for its turn
+                    for token in stream_within(self.extract, {"passage": context, "question": question}, deadline):
+                        raw += token
+                        yield token
+                except Exception:  # noqa: BLE001 - a remote model that fails or times out leaves the extractive answer
+                    raw = ""
+            answer, refused, cited = self._ground(question, query, raw, passages, attempt)
+            if not refused:
+                break
         generated = time.perf_counter()
-        answer, refused, cited = self._ground(question, query, raw, passages, ranked)
         timings = Timings(
             retrieve_ms=round((retrieved - started) * 1000, 1),
             generate_ms=round((generated - retrieved) * 1000, 1),
@@ -143,14 +154,30 @@ class AnswerEngine:
         yield Answer(answer=answer, refused=refused, citations=cited, timings=timings)
 
     def validate(self, question: Any) -> str:
-        if not isinstance(question, str) or not question.strip():
+        question = printable(question) if isinstance(question, str) else ""
+        if not question:
             raise QuestionError("The question is empty; type a question about the documents.")
-        question = " ".join(question.split())
         if len(question) > self.settings.max_question_chars:
             raise QuestionError(
                 f"The question is {len(question)} characters long; the limit is {self.settings.max_question_chars}."
             )
         return question
+
+    @staticmethod
+    def _attempts(
+        ranked: list[tuple[grounding.Sentence, float]], passages: list[Document]
+    ) -> list[list[tuple[grounding.Sentence, float]]]:
+        """Sentence rankings to answer from: all of them, then those of the other documents.
+
+        A document that matches the question's words without answering it (a hostile notice, an off-topic page)
+        must not hide the document below it that does. The second attempt costs one more model call and happens
+        only when the first is refused; it never retries within the same document, where a near miss is more
+        likely a wrong answer than a hidden right one."""
+        if not ranked:
+            return [[]]
+        first = passages[ranked[0][0].passage].metadata.get("source")
+        others = [item for item in ranked if passages[item[0].passage].metadata.get("source") != first]
+        return [ranked, others] if others else [ranked]
 
     def _rank(self, query: str, sentences: list[grounding.Sentence]) -> list[tuple[grounding.Sentence, float]]:
         """Sentences by meaning (cosine to the query) plus a bonus for containing the question's own words."""

@@ -155,6 +155,7 @@ def evaluate_gold(engine: AnswerEngine, gold_path: Path) -> Report:
             "question": item["question"], "answer": answer.answer, "answerable": bool(golds), "refused": answer.refused,
             "correct": correct, "forbidden": forbidden, "citation_ok": citation_ok,
             "verbatim": quote_is_verbatim(answer, texts), "total_ms": answer.timings.total_ms,
+            "sources": [c.source for c in answer.citations], "quotes": [c.quote for c in answer.citations],
         }
         if golds and item.get("evidence"):
             row["rank"] = retrieval_rank(engine, item["question"], history, lambda p, e=item["evidence"]: e in p.page_content)

@@ -96,6 +96,20 @@ def split_sentences(passages: list[Document]) -> list[Sentence]:
     return sentences
 
 
+_INSTRUCTION = re.compile(
+    r"\b(ignore|disregard|forget|override)\b.{0,40}\b(instructions?|prompts?|rules|context|above)\b"
+    r"|\b(reply|respond|answer|say|output|print)\b.{0,20}\b(only|exactly)\b"
+    r"|\b(you are now|developer mode|jailbreak|system prompt)\b|^\s*(system|assistant|user)\s*:",
+    re.I,
+)
+
+
+def is_instruction(sentence: str) -> bool:
+    """A sentence that addresses the reader or the model with orders ("ignore all previous instructions", "reply only
+    with ...", "SYSTEM: ..."): a document's prompt injection. Such sentences are never quoted as answers."""
+    return bool(_INSTRUCTION.search(sentence))
+
+
 def clean_candidate(raw: str) -> str | None:
     """The model's raw completion reduced to the answer words, or None when it declined or wrote nothing useful."""
     text = raw.strip().splitlines()[0] if raw.strip() else ""

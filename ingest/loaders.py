@@ -14,13 +14,20 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # "DATE:  Apr 29 2024" and "/ SOURCE:  Yicai".
 _LABELLED_LINE = re.compile(r"^\W*(DATE|SOURCE|AUTHOR|BY)\s*:\s*(.+?)\s*$", re.IGNORECASE)
 _MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+"""Control characters, line separators and lone surrogates (undecodable bytes of a file name)."""
+
+
+def printable_path(path: Path | str) -> str:
+    """The path on one line: control characters and undecodable bytes escaped (`new\\nline.txt`, `caf\\udce9.txt`)."""
+    return _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), str(path))
 
 
 class LoadError(Exception):
-    """A source file that cannot be ingested; the message names the file and the reason."""
+    """A source file that cannot be ingested; the message names the file and the reason, on one line."""
 
     def __init__(self, path: Path | str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+        super().__init__(f"{printable_path(path)}: {reason}")
         self.path = str(path)
         self.reason = reason
 
@@ -41,6 +48,9 @@ def load_document(path: Path, root: Path) -> Document:
         raise LoadError(path, "no such file or folder")
     if suffix not in SUPPORTED_SUFFIXES:
         raise LoadError(path, f"unsupported file type '{suffix or '(none)'}'; supported: {', '.join(SUPPORTED_SUFFIXES)}")
+    source = source_id_for(path, root)
+    if re.search("[\ud800-\udfff]", source):  # a name that is not UTF-8 comes as lone surrogates; the store takes UTF-8
+        raise LoadError(path, "the file name is not valid UTF-8; rename the file")
     if suffix == ".pdf":
         text, metadata = _read_pdf(path)
     else:
@@ -54,7 +64,7 @@ def load_document(path: Path, root: Path) -> Document:
     if not text.strip():
         raise LoadError(path, "the file is empty" if suffix != ".pdf" else "the PDF has no text layer")
     metadata.setdefault("title", path.stem)
-    metadata["source"] = source_id_for(path, root)
+    metadata["source"] = source
     metadata["format"] = suffix.lstrip(".")
     return Document(page_content=text, metadata=metadata)
 

@@ -12,7 +12,7 @@ from langchain_core.documents import Document
 from config import ROOT, Settings
 from ingest.chunking import split_document
 from ingest.loaders import SUPPORTED_SUFFIXES, LoadError, load_document, source_id_for
-from vectorstore import get_embeddings, open_collection, reset_collection, writer_lock
+from vectorstore import explain_write_failures, get_embeddings, open_collection, reset_collection, writer_lock
 
 DELETE_BATCH = 512
 """Stale chunk ids deleted per request."""
@@ -80,7 +80,8 @@ def ingest(
     """Bring the store in line with `paths`; each failing file is reported through `on_error` and skipped.
 
     New chunks are written before stale ones are deleted, and ids derive from content, so a run stopped at any
-    point leaves no duplicates and a re-run completes it.
+    point leaves no duplicates and a re-run completes it. A store that cannot be written (read-only, disk full)
+    raises a one-line `StoreError`; what was stored before stays.
     """
     from tqdm import tqdm
 
@@ -99,7 +100,7 @@ def ingest(
         on_error(f"error: {err}")
         summary.failed.append(str(err))
 
-    with writer_lock(settings):
+    with explain_write_failures(settings), writer_lock(settings):
         if reset:
             reset_collection(settings)
         collection = open_collection(settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -48,6 +49,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+HOSTILE_NOTICE = ROOT / "tests" / "hostile" / "notice-to-readers.md"
+"""Prompt injection, links to visit, Markdown image/link exfiltration, script: ingested beside the article."""
+
 HOSTILE_DOC = """# Lab notes
 
 Whiskers is the name of the lab cat <img src=x onerror="window.__xss=1"> and it sleeps all day.
@@ -72,20 +76,24 @@ def wait_until_ok(url: str, timeout: float = 180, process: subprocess.Popen | No
 
 
 class AppServer:
-    """`python -m app` in a subprocess on free ports, with its own store; the browser tests' host pages get ports too."""
+    """`python -m app` in a subprocess on free ports, with its own store; the browser tests' host pages get ports too.
+
+    A new `AppServer` on the same `tmp` is a restart: it opens the same store and appends to the same log.
+    """
 
     def __init__(self, tmp: Path, env: dict[str, str] | None = None) -> None:
         self.port, self.host_port, self.other_port = free_port(), free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         corpus = tmp / "corpus"
-        corpus.mkdir()
+        corpus.mkdir(exist_ok=True)
         (corpus / ARTICLE.name).write_text(ARTICLE.read_text(encoding="utf-8"), encoding="utf-8")
         (corpus / "lab-notes.md").write_text(HOSTILE_DOC, encoding="utf-8")
+        (corpus / HOSTILE_NOTICE.name).write_text(HOSTILE_NOTICE.read_text(encoding="utf-8"), encoding="utf-8")
         self.env = {
             **os.environ, "RAG_CHROMA_PATH": str(tmp / "chroma"), "RAG_CORPUS_PATH": str(corpus),
             "RAG_PORT": str(self.port), "RAG_ALLOWED_ORIGINS": f"http://127.0.0.1:{self.host_port}", **(env or {}),
         }
-        self.log = (tmp / "app.log").open("w")
+        self.log = (tmp / "app.log").open("a")
         self.process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         if not wait_until_ok(f"{self.url}/api/health", 180, self.process):
             raise RuntimeError(f"the app did not become healthy: {(tmp / 'app.log').read_text()[-3000:]}")
@@ -97,6 +105,35 @@ class AppServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+
+    def kill(self) -> None:
+        """`kill -9`, as a crash or the OOM killer would: no shutdown code runs."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self.log.close()
+
+
+def kill_ingest_while_writing(store: Path, *paths: str, write_batch: int) -> tuple[int, int]:
+    """Run `python -m ingest PATHS` on `store` and kill -9 it once its writes show in the store's count.
+
+    Waiting for the count to rise (not a fixed delay) makes sure a write is under way on a loaded machine; a small
+    `write_batch` leaves writes still to come. Returns the store's chunk count before and after.
+    """
+    from vectorstore import open_collection
+
+    settings = Settings(chroma_path=store)
+    env = {**os.environ, "RAG_CHROMA_PATH": str(store), "RAG_WRITE_BATCH": str(write_batch)}
+    before = open_collection(settings).count()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ingest", "--quiet", *paths], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 180
+    while process.poll() is None and time.time() < deadline and open_collection(settings).count() <= before:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return before, open_collection(settings).count()
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ def test_health_reports_the_corpus(app_server: AppServer) -> None:
     response = httpx.get(f"{app_server.url}/api/health")
     assert response.status_code == 200
     body = response.json()
-    assert body["status"] == "ok" and body["documents"] == 2 and body["chunks"] >= 8
+    assert body["status"] == "ok" and body["documents"] == 3 and body["chunks"] >= 8
     assert body["embedding_model"] == "all-MiniLM-L6-v2"
 
 

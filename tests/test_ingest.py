@@ -16,7 +16,7 @@ import pytest
 from config import ROOT, Settings
 from ingest.pipeline import ingest
 from ingest.squad import write_corpus
-from tests.conftest import ARTICLE, SQUAD, run_cli
+from tests.conftest import ARTICLE, SQUAD, kill_ingest_while_writing, run_cli
 from vectorstore import StoreError, get_client, open_collection
 
 
@@ -141,20 +141,9 @@ def clean_ids(squad_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> s
 
 def test_killed_ingest_is_healed_by_rerun(squad_corpus: Path, clean_ids: set[str], settings: Settings) -> None:
     """kill -9 three times while chunks are being written (seen in the store), then re-run: same ids as a clean run."""
-    env = {**os.environ, "RAG_CHROMA_PATH": str(settings.chroma_path), "RAG_WRITE_BATCH": "16"}
-    partial_counts = []
-    for _ in range(3):
-        before = open_collection(settings).count()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ingest", "--quiet", str(squad_corpus)], cwd=ROOT, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.time() + 180
-        while process.poll() is None and time.time() < deadline and open_collection(settings).count() <= before:
-            time.sleep(0.1)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        partial_counts.append(open_collection(settings).count())
+    partial_counts = [
+        kill_ingest_while_writing(settings.chroma_path, str(squad_corpus), write_batch=16)[1] for _ in range(3)
+    ]
     assert any(0 < count < len(clean_ids) for count in partial_counts), partial_counts
     healed = run_cli("ingest", "--json", "--quiet", str(squad_corpus), env={"RAG_CHROMA_PATH": str(settings.chroma_path)})
     assert healed.returncode == 0, healed.stderr

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
+import shutil
+import sqlite3
 from collections.abc import Iterator
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from config import Settings
@@ -87,8 +92,9 @@ def get_client(settings: Settings) -> ClientAPI:
                 f"Cannot reach the Chroma server at {settings.chroma_host}:{settings.chroma_port} ({err}); "
                 "start it with `chroma run` or unset RAG_CHROMA_HOST to use the local store."
             ) from None
-    settings.chroma_path.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+    with explain_write_failures(settings):  # Chroma writes on open, so a read-only store fails here already
+        settings.chroma_path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
 
 
 def _collection_metadata(embeddings: Any) -> dict[str, Any]:
@@ -166,3 +172,67 @@ def writer_lock(settings: Settings) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+DISK_FULL_BYTES = 64 * 1024 * 1024
+"""Free space under which a failed write to a local store is put down to a full disk (see `unwritable_store`)."""
+
+_READ_ONLY_SIGNS = ("readonly database", "read-only file system")
+_DISK_FULL_SIGNS = ("database or disk is full", "no space left on device", "disk quota exceeded")
+
+
+def unwritable_store(err: BaseException, settings: Settings) -> StoreError | None:
+    """The one-line reason a local store could not be written (read-only, disk full), or None for other failures.
+
+    Chroma passes SQLite's "disk is full" on as a generic "Failed to apply logs to the metadata segment", so
+    besides the error's text and errno the store's folder itself is checked: can it be written, has it space left.
+    """
+    if settings.chroma_host:
+        return None
+    path = settings.chroma_path
+    text = str(err).lower()
+    code = getattr(err, "errno", None)
+    if code == errno.EROFS or any(sign in text for sign in _READ_ONLY_SIGNS) or not _writable(path):
+        return StoreError(
+            f"The store at {path} is read-only; make it writable (remount it read-write or fix its permissions) or "
+            "set RAG_CHROMA_PATH to a writable folder, then run the same command again."
+        )
+    free = _free_bytes(path)
+    if code in (errno.ENOSPC, errno.EDQUOT) or any(sign in text for sign in _DISK_FULL_SIGNS) or free < DISK_FULL_BYTES:
+        return StoreError(
+            f"The store's disk is full ({free / 1024 / 1024:.1f} MB free at {path}); the chunks already stored are "
+            "kept: free some space or move RAG_CHROMA_PATH to a larger disk, then run the same command again."
+        )
+    return None
+
+
+@contextlib.contextmanager
+def explain_write_failures(settings: Settings) -> Iterator[None]:
+    """Turn a local store that cannot be written (read-only, disk full) into a one-line `StoreError`.
+
+    Other errors pass unchanged: only a failure whose cause can be named for a person is rewritten.
+    """
+    from chromadb.errors import ChromaError
+
+    try:
+        yield
+    except (OSError, sqlite3.Error, ChromaError) as err:
+        explained = unwritable_store(err, settings)
+        if explained is None:
+            raise
+        raise explained from None
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _writable(path: Path) -> bool:
+    # os.access also reports a read-only mount for root, whom file modes do not stop.
+    return os.access(_nearest_existing(path), os.W_OK)
+
+
+def _free_bytes(path: Path) -> int:
+    return shutil.disk_usage(_nearest_existing(path)).free
