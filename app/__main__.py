@@ -10,9 +10,10 @@ from config import load_settings
 def main() -> int:
     settings = load_settings()
     from app.llm import LLMUnavailable
-    from app.service import build_engine
+    from app.service import build_engine, limit_heap_arenas
     from vectorstore import StoreError
 
+    limit_heap_arenas()
     try:
         engine = build_engine(settings)
     except (StoreError, LLMUnavailable) as err:

@@ -7,6 +7,8 @@ returned when its words are found in a retrieved passage and that passage covers
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable
@@ -145,22 +147,32 @@ def acronyms(text: str) -> dict[str, str]:
     return found
 
 
+WORD_CACHE_SIZE = 50_000
+"""Word embeddings kept between questions (about 1.6 KB each: at most ~80 MB)."""
+
+
 class TermMatcher:
     """How well each content word of a question is matched in a passage: 1.0 for the same stem or a matching
     initialism, else the best cosine similarity between the word's and the passage words' embeddings."""
 
     def __init__(self, embed: Callable[[list[str]], Any]) -> None:
         self._embed = embed
-        self._cache: dict[str, Any] = {}
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
 
     def _vectors(self, words: list[str]) -> Any:
         import numpy as np
 
-        missing = [w for w in words if w not in self._cache]
+        found = {word: self._cache.get(word) for word in words}  # a local copy: other threads may evict meanwhile
+        missing = [word for word, vector in found.items() if vector is None]
         if missing:
             for word, vector in zip(missing, self._embed(missing), strict=True):
-                self._cache[word] = np.asarray(vector)
-        return np.array([self._cache[w] for w in words])
+                found[word] = self._cache[word] = np.asarray(vector)
+        vectors = np.array([found[w] for w in words])
+        with self._lock:  # questions may hold any words: forget the oldest, stay bounded
+            while len(self._cache) > WORD_CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return vectors
 
     def matches(self, question: str, passage: str) -> dict[str, float]:
         asked = content_words(question)

@@ -1,8 +1,8 @@
 """Load test: concurrent chat sessions for a fixed time, half through `POST /api/ask`, half through the Gradio queue.
 
 Each session asks the gold questions in turn (API sessions send the conversation so far as history; Gradio sessions
-use `gradio_client`, as a script would). After a warm-up round (one question per session) the app's resident memory
-is read; then the sessions run for `--seconds`; no new question starts after that, the ones in flight finish.
+use `gradio_client`, as a script would). After a warm-up under the same load (--warmup seconds, every session at
+least once) the app's resident memory is read; then the sessions run for `--seconds`; no new question starts after that, the ones in flight finish.
 Reported: answers, 5xx, dropped requests (errors, timeouts, refusals of service), p50/p95 per path, memory before and
 after. Exit status 1 when any 5xx or dropped request, or memory after is more than 10% above before.
 
@@ -94,12 +94,12 @@ def gradio_session(url: str, questions: list[str], timeout: float) -> Callable[[
     return ask
 
 
-def run_sessions(sessions: list[tuple[str, Callable]], until: float, tally: Tally, rounds: int | None = None) -> None:
-    """Every session asks in a loop until `until` (or for `rounds` questions); waits for all to finish."""
+def run_sessions(sessions: list[tuple[str, Callable]], until: float, tally: Tally) -> None:
+    """Every session asks in a loop until `until` (at least once); waits for all to finish."""
 
     def loop(path: str, ask: Callable) -> None:
         turn = 0
-        while (rounds is None and time.time() < until) or (rounds is not None and turn < rounds):
+        while turn == 0 or time.time() < until:
             started = time.perf_counter()
             try:
                 problem, server_error = ask(turn)
@@ -137,6 +137,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=50, help="concurrent sessions, half API, half Gradio")
     parser.add_argument("--seconds", type=float, default=60, help="how long new questions are asked")
+    parser.add_argument("--warmup", type=float, default=20, help="seconds of the same load before memory is read")
     parser.add_argument("--timeout", type=float, default=300, help="seconds one question may take before it is dropped")
     parser.add_argument("--url", help="an app already running on localhost (default: start one)")
     parser.add_argument("--pid", type=int, help="its process id, for the memory figures")
@@ -156,7 +157,9 @@ def main() -> int:
             count_api = args.sessions - args.sessions // 2
             sessions = [("api", api_session(url, questions[i::7], args.timeout)) for i in range(count_api)]
             sessions += [("gradio", gradio_session(url, questions[i::5], args.timeout)) for i in range(args.sessions // 2)]
-            run_sessions(sessions, 0, Tally(), rounds=1)  # warm-up: every session once
+            # Warm-up: every session asks at least once, all of them for --warmup seconds, so that "before" is the
+            # resident size of an app that has served this load (models paged in, thread pools and heaps grown).
+            run_sessions(sessions, time.time() + args.warmup, Tally())
             before = rss_mib(pid) if pid else None
             tally = Tally()
             started = time.time()

@@ -121,6 +121,18 @@ def test_stream_yields_tokens_then_the_checked_answer(engine: AnswerEngine) -> N
     assert "Vincent Lo" in "".join(tokens) and events[-1].answer.startswith("Vincent Lo")
 
 
+def test_word_cache_stays_bounded_under_made_up_words(engine: AnswerEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every question may bring new words; the cache of word embeddings must not grow with them."""
+    from app import grounding
+
+    monkeypatch.setattr(grounding, "WORD_CACHE_SIZE", 200)
+    for n in range(8):
+        made_up = " ".join(f"zq{n}x{i}word" for i in range(60))
+        engine.matcher.matches(f"Who is {made_up}?", "Zhang Xiang is the president of the University of Hong Kong.")
+    assert len(engine.matcher._cache) <= 200
+    assert engine.matcher.matches("Who is the president?", "Zhang Xiang is the president.")["president"] == 1.0
+
+
 @pytest.mark.parametrize("question", ["", "   \n\t", "x" * 1001])
 def test_bad_questions_are_refused_with_a_message(engine: AnswerEngine, question: str) -> None:
     with pytest.raises(QuestionError) as caught:
