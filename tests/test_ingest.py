@@ -16,7 +16,7 @@ import pytest
 from config import ROOT, Settings
 from ingest.pipeline import ingest
 from ingest.squad import write_corpus
-from tests.conftest import ARTICLE, SQUAD, kill_ingest_while_writing, run_cli
+from tests.conftest import ARTICLE, SQUAD, run_cli
 from vectorstore import StoreError, get_client, open_collection
 
 
@@ -137,20 +137,6 @@ def clean_ids(squad_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> s
     reference = Settings(chroma_path=tmp_path_factory.mktemp("reference") / "chroma")
     ingest([squad_corpus], reference, progress=False)
     return set(open_collection(reference).get(include=[])["ids"])
-
-
-def test_killed_ingest_is_healed_by_rerun(squad_corpus: Path, clean_ids: set[str], settings: Settings) -> None:
-    """kill -9 three times while chunks are being written (seen in the store), then re-run: same ids as a clean run."""
-    partial_counts = [
-        kill_ingest_while_writing(settings.chroma_path, str(squad_corpus), write_batch=16)[1] for _ in range(3)
-    ]
-    assert any(0 < count < len(clean_ids) for count in partial_counts), partial_counts
-    healed = run_cli("ingest", "--json", "--quiet", str(squad_corpus), env={"RAG_CHROMA_PATH": str(settings.chroma_path)})
-    assert healed.returncode == 0, healed.stderr
-    ids = list(open_collection(settings).get(include=[])["ids"])
-    assert len(ids) == len(set(ids)) == len(clean_ids) and set(ids) == clean_ids
-    summary = json.loads(healed.stdout)
-    assert summary["total_chunks"] == len(clean_ids) and summary["chunks_written"] < len(clean_ids)
 
 
 def test_interrupt_is_reported_in_one_line(squad_corpus: Path, settings: Settings) -> None:
