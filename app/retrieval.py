@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -17,6 +18,10 @@ from app.grounding import acronyms
 PAGE = 5000
 """Chunks read from the store per request when building the keyword index."""
 
+CHECK_SECONDS = 2.0
+"""How often the keyword index asks the store whether its size changed: a `count()` costs about 10 ms at 100k
+chunks, and asking on every question made it the largest part of retrieval time."""
+
 
 def _tokenize(texts: list[str]) -> list[list[str]]:
     import bm25s
@@ -26,12 +31,13 @@ def _tokenize(texts: list[str]) -> list[list[str]]:
 
 
 class KeywordIndex:
-    """BM25 over every chunk of the collection, rebuilt when the collection's size changes."""
+    """BM25 over every chunk of the collection, rebuilt when the collection's size changes (checked every few seconds)."""
 
     def __init__(self, collection: Any) -> None:
         self.collection = collection
         self._lock = threading.Lock()
         self._size = -1
+        self._checked = 0.0
         self._bm25: Any = None
         self._docs: list[Document] = []
         self._acronyms: dict[str, str] = {}
@@ -40,7 +46,10 @@ class KeywordIndex:
     def _refresh(self) -> None:
         import bm25s
 
+        if self._size >= 0 and time.monotonic() - self._checked < CHECK_SECONDS:
+            return
         size = self.collection.count()
+        self._checked = time.monotonic()
         if size == self._size:
             return
         self._docs = []
