@@ -19,6 +19,7 @@ from app import grounding
 from app.llm import get_llm, stream_within
 from app.retrieval import HybridRetriever, KeywordIndex
 from config import Settings
+from ingest.loaders import UNPRINTABLE
 from prompts import CHAT_MODEL_PREFIX, EXTRACT_ANSWER, EXTRACT_STOP, REFUSAL
 from vectorstore import StoreError, get_embeddings, get_vectorstore, open_collection
 
@@ -62,13 +63,11 @@ LEXICAL_WEIGHT = 0.5
 _REFERRING = re.compile(
     r"\b(it|its|it's|he|him|his|she|her|they|them|their|this|that|these|those|there|the same|such|former|latter)\b", re.I
 )
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-"""Control characters (NUL included) and lone surrogates: nothing a person means to ask, and tokenizers reject surrogates."""
 
 
 def printable(text: str) -> str:
     """The text with control characters and lone surrogates as spaces, and each run of white space as one space."""
-    return " ".join(_UNPRINTABLE.sub(" ", text).split())
+    return " ".join(UNPRINTABLE.sub(" ", text).split())
 
 
 def standalone_question(question: str, history: Sequence[Turn | dict[str, str]]) -> str:
@@ -131,12 +130,12 @@ class AnswerEngine:
         retrieved = time.perf_counter()
         ranked = self._rank(query, [s for s in grounding.split_sentences(passages) if not grounding.is_instruction(s.text)])
         answer, refused, cited = REFUSAL, True, []
+        deadline = None if self.settings.llm == "local" else self.settings.llm_timeout  # local: waits for its turn
         for attempt in self._attempts(ranked, passages):
             raw = ""
             if attempt:
                 context = passages[attempt[0][0].passage].page_content
                 try:
-                    deadline = None if self.settings.llm == "local" else self.settings.llm_timeout  # local: waits for its turn
                     for token in stream_within(self.extract, {"passage": context, "question": question}, deadline):
                         raw += token
                         yield token

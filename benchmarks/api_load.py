@@ -32,18 +32,22 @@ def free_port() -> int:
 
 
 def start_app(tmp: Path) -> tuple[subprocess.Popen, str]:
+    """`python -m app` on a free localhost port with a store in `tmp` (the bundled article); its log in tmp/app.log."""
     port = free_port()
-    env = {**os.environ, "RAG_CHROMA_PATH": str(tmp / "chroma"), "RAG_PORT": str(port)}
-    process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "RAG_CHROMA_PATH": str(tmp / "chroma"), "RAG_PORT": str(port), "RAG_HOST": "127.0.0.1"}
+    log = (tmp / "app.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(360):
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
         try:
             if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
                 return process, url
         except httpx.HTTPError:
-            time.sleep(0.5)
+            pass
+        time.sleep(0.5)
     process.kill()
-    raise SystemExit("the app did not start")
+    raise SystemExit(f"the app did not start: {(tmp / 'app.log').read_text()[-2000:]}")
 
 
 def run_level(url: str, clients: int, seconds: float, questions: list[dict]) -> dict:

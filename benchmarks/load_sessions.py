@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,21 +26,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-GOLD = ROOT / "tests" / "gold" / "article.jsonl"
+from api_load import GOLD, start_app  # benchmarks/ is on sys.path when a script in it runs
 
 
 def rss_mib(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Tally:
@@ -113,24 +102,6 @@ def run_sessions(sessions: list[tuple[str, Callable]], until: float, tally: Tall
         thread.start()
     for thread in threads:
         thread.join()
-
-
-def start_app(tmp: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "RAG_CHROMA_PATH": str(tmp / "chroma"), "RAG_PORT": str(port), "RAG_HOST": "127.0.0.1"}
-    log = (tmp / "app.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise SystemExit(f"the app did not start: {(tmp / 'app.log').read_text()[-2000:]}")
 
 
 def main() -> int:

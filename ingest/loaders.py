@@ -14,13 +14,14 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 # "DATE:  Apr 29 2024" and "/ SOURCE:  Yicai".
 _LABELLED_LINE = re.compile(r"^\W*(DATE|SOURCE|AUTHOR|BY)\s*:\s*(.+?)\s*$", re.IGNORECASE)
 _MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-"""Control characters, line separators and lone surrogates (undecodable bytes of a file name)."""
+UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+"""Control characters (NUL included), line separators and lone surrogates (undecodable bytes of a file name, JSON
+"\ud800" escapes): in file names they are escaped, in questions they become spaces."""
 
 
 def printable_path(path: Path | str) -> str:
     """The path on one line: control characters and undecodable bytes escaped (`new\\nline.txt`, `caf\\udce9.txt`)."""
-    return _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), str(path))
+    return UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), str(path))
 
 
 class LoadError(Exception):

@@ -113,29 +113,6 @@ class AppServer:
         self.log.close()
 
 
-def kill_ingest_while_writing(store: Path, *paths: str, write_batch: int) -> tuple[int, int]:
-    """Run `python -m ingest PATHS` on `store` and kill -9 it once its writes show in the store's count.
-
-    Waiting for the count to rise (not a fixed delay) makes sure a write is under way on a loaded machine; a small
-    `write_batch` leaves writes still to come. Returns the store's chunk count before and after.
-    """
-    from vectorstore import open_collection
-
-    settings = Settings(chroma_path=store)
-    env = {**os.environ, "RAG_CHROMA_PATH": str(store), "RAG_WRITE_BATCH": str(write_batch)}
-    before = open_collection(settings).count()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ingest", "--quiet", *paths], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 180
-    while process.poll() is None and time.time() < deadline and open_collection(settings).count() <= before:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    return before, open_collection(settings).count()
-
-
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     server = AppServer(tmp_path_factory.mktemp("app"))

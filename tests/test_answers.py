@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,6 @@ from app.chain import Answer, AnswerEngine, QuestionError, standalone_question
 from app.evaluate import evaluate_gold
 from config import ROOT, Settings
 from ingest.pipeline import ingest
-import re
-
 from tests.conftest import ARTICLE, HOSTILE_NOTICE
 
 GOLD = ROOT / "tests" / "gold" / "article.jsonl"

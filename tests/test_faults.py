@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import random
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +25,7 @@ import pytest
 from config import ROOT, Settings
 from ingest.loaders import source_id_for
 from ingest.pipeline import ingest
-from tests.conftest import ARTICLE, AppServer, kill_ingest_while_writing, run_cli
+from tests.conftest import ARTICLE, AppServer, run_cli
 from vectorstore import get_vectorstore, open_collection
 
 QUESTION = "Who is the president of the University of Hong Kong?"
@@ -53,6 +56,27 @@ def one_line_error(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in stderr, stderr
     return lines[0]
+
+
+def kill_ingest_while_writing(store: Path, *paths: str, write_batch: int) -> tuple[int, int]:
+    """Run `python -m ingest PATHS` on `store` and kill -9 it once its writes show in the store's count.
+
+    Waiting for the count to rise (not a fixed delay) makes sure a write is under way on a loaded machine; a small
+    `write_batch` leaves writes still to come. Returns the store's chunk count before and after.
+    """
+    settings = Settings(chroma_path=store)
+    env = {**os.environ, "RAG_CHROMA_PATH": str(store), "RAG_WRITE_BATCH": str(write_batch)}
+    before = open_collection(settings).count()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ingest", "--quiet", *paths], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 180
+    while process.poll() is None and time.time() < deadline and open_collection(settings).count() <= before:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return before, open_collection(settings).count()
 
 
 @pytest.fixture(scope="module")
