@@ -8,19 +8,14 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from app.api import metadata_filter
-from app.chain import Answer, AnswerEngine, QuestionError, Turn
+from app.api import AskRequest, metadata_filter
+from app.chain import Answer, AnswerEngine, QuestionError
 from app.llm import LLMUnavailable
 from app.service import build_engine
 from config import load_settings
 from vectorstore import StoreError
-
-
-class BatchRequest(BaseModel):
-    question: str
-    history: list[Turn] = []
 
 
 def format_answer(answer: Answer) -> str:
@@ -34,14 +29,16 @@ def format_answer(answer: Answer) -> str:
 
 
 def run_batch(engine: AnswerEngine, lines: Iterable[str | bytes], out: TextIO, where: dict[str, str] | None) -> int:
-    """Answer one JSON request per line; a bad line (also one that is not UTF-8) gets an error object and the batch goes on."""
+    """Answer one JSON request per line (the body of `POST /api/ask`: question, history, source, title; a line's
+    source/title take the place of the command line's); a bad line (also one that is not UTF-8) gets an error
+    object and the batch goes on."""
     failures = 0
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            request = BatchRequest.model_validate_json(line)
-            result = engine.ask(request.question, request.history, where).model_dump()
+            request = AskRequest.model_validate_json(line)
+            result = engine.ask(request.question, request.history, {**(where or {}), **(request.where() or {})} or None).model_dump()
         except ValidationError as err:
             problem = err.errors()[0]
             field = ".".join(str(p) for p in problem["loc"])
@@ -58,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.ask", description="Answer a question from the ingested documents.")
     parser.add_argument("question", nargs="?", help="the question (omit with --batch)")
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
-    parser.add_argument("--batch", action="store_true", help='read JSON lines {"question", "history"} from stdin')
+    parser.add_argument("--batch", action="store_true", help='read JSON lines {"question", "history", "source", "title"} from stdin')
     parser.add_argument("--source", help="answer only from this source (a document's path as stored)")
     parser.add_argument("--title", help="answer only from documents with this title")
     args = parser.parse_args(argv)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -17,11 +17,11 @@ from pydantic import BaseModel, Field
 
 from app import grounding
 from app.llm import get_llm, stream_within
-from app.retrieval import HybridRetriever, KeywordIndex
+from app.retrieval import get_retriever
 from config import Settings
 from ingest.loaders import UNPRINTABLE
 from prompts import CHAT_MODEL_PREFIX, EXTRACT_ANSWER, EXTRACT_STOP, REFUSAL
-from vectorstore import StoreError, get_embeddings, get_vectorstore, open_collection
+from vectorstore import StoreError, get_embeddings
 
 
 class Turn(BaseModel):
@@ -91,10 +91,7 @@ class AnswerEngine:
     def __init__(self, settings: Settings, llm: BaseLanguageModel | None = None) -> None:
         self.settings = settings
         self.embeddings = get_embeddings(settings)
-        self.retriever = HybridRetriever(
-            store=get_vectorstore(settings), keyword_index=KeywordIndex(open_collection(settings)),
-            k=settings.top_k, fetch_k=settings.fetch_k, rrf_k=settings.rrf_k, mmr=settings.mmr,
-        )
+        self.retriever = get_retriever(settings)
         self.matcher = grounding.TermMatcher(self.embeddings.embed_documents)
         self.llm = llm if llm is not None else get_llm(settings)
         template = (CHAT_MODEL_PREFIX if isinstance(self.llm, BaseChatModel) else "") + EXTRACT_ANSWER
@@ -104,7 +101,7 @@ class AnswerEngine:
         """Load the model weights and the keyword index now instead of at the first question."""
         if hasattr(self.llm, "load"):
             self.llm.load()
-        self.retriever.keyword_index.documents  # noqa: B018 - builds the BM25 index
+        self.retriever.index.documents  # noqa: B018 - loads the chunks, builds the BM25 index
 
     def ask(self, question: str, history: Sequence[Turn | dict[str, str]] = (), where: dict[str, str] | None = None) -> Answer:
         final = None
@@ -117,21 +114,59 @@ class AnswerEngine:
     def stream(
         self, question: str, history: Sequence[Turn | dict[str, str]] = (), where: dict[str, str] | None = None
     ) -> Iterator[str | Answer]:
-        """Yield the model's candidate tokens as they come, then the checked `Answer` (which may differ or refuse)."""
+        """Yield the model's candidate tokens as they come, then the checked `Answer` (which may differ or refuse).
+
+        A message asking several things ("How long is the Rhine and who chairs Shui On Group?") is answered part by
+        part, each part with its own retrieval and citation. A question that names no subject and is answered about
+        equally well by several documents is answered from each of them, labelled by document title.
+        """
         question = grounding.question_proper(self.validate(question))
         started = time.perf_counter()
+        parts = grounding.sub_questions(question)
+        results: list[tuple[str, str, bool, list[Citation]]] = []
+        retrieve_s = 0.0
+        for part in parts:
+            t0 = time.perf_counter()
+            query = self.retriever.index.expand(standalone_question(part, history))
+            passages = self._retrieve(query, where)
+            retrieve_s += time.perf_counter() - t0
+            ranked = self._rank(query, [s for s in grounding.split_sentences(passages) if not grounding.is_instruction(s.text)])
+            if results:
+                yield "\n"  # the drafts of the parts on lines of their own, as their answers will be
+            answer, refused, cited = yield from self._answer(part, query, passages, self._attempts(ranked, passages))
+            results.append((part, answer, refused, cited))
+            if len(parts) == 1 and not refused and not grounding.names_in(query):
+                for title, others in self._other_documents(passages, ranked, cited[0].source):
+                    yield "\n"
+                    answer, refused, cited = yield from self._answer(part, query, passages, [others])
+                    if not refused:
+                        results.append((f"{title}:", answer, refused, cited))
+                if len(results) > 1:  # several documents answer: each answer labelled with its document
+                    first = results[0][3][0]
+                    results[0] = (f"{first.title or first.source}:", *results[0][1:])
+        answer, refused, cited = combine(results)
+        total_s = time.perf_counter() - started
+        timings = Timings(
+            retrieve_ms=round(retrieve_s * 1000, 1), generate_ms=round((total_s - retrieve_s) * 1000, 1),
+            total_ms=round(total_s * 1000, 1),
+        )
+        yield Answer(answer=answer, refused=refused, citations=cited, timings=timings)
+
+    def _retrieve(self, query: str, where: dict[str, str] | None) -> list[Document]:
         try:
-            query = self.retriever.keyword_index.expand(standalone_question(question, history))
-            passages = self.retriever.invoke(query, where=where)
+            return self.retriever.invoke(query, where=where)
         except Exception as err:  # noqa: BLE001 - a Chroma server that went away raises transport errors of all kinds
             raise StoreError(
                 f"The document store cannot be reached ({err.__class__.__name__}); answers resume when it is back."
             ) from None
-        retrieved = time.perf_counter()
-        ranked = self._rank(query, [s for s in grounding.split_sentences(passages) if not grounding.is_instruction(s.text)])
+
+    def _answer(
+        self, question: str, query: str, passages: list[Document], attempts: list[list[tuple[grounding.Sentence, float]]]
+    ) -> Generator[str, None, tuple[str, bool, list[Citation]]]:
+        """Ask the model on the best passage of each attempt until one grounded answer; yield its tokens."""
         answer, refused, cited = REFUSAL, True, []
         deadline = None if self.settings.llm == "local" else self.settings.llm_timeout  # local: waits for its turn
-        for attempt in self._attempts(ranked, passages):
+        for attempt in attempts:
             raw = ""
             if attempt:
                 context = passages[attempt[0][0].passage].page_content
@@ -144,13 +179,25 @@ class AnswerEngine:
             answer, refused, cited = self._ground(question, query, raw, passages, attempt)
             if not refused:
                 break
-        generated = time.perf_counter()
-        timings = Timings(
-            retrieve_ms=round((retrieved - started) * 1000, 1),
-            generate_ms=round((generated - retrieved) * 1000, 1),
-            total_ms=round((time.perf_counter() - started) * 1000, 1),
-        )
-        yield Answer(answer=answer, refused=refused, citations=cited, timings=timings)
+        return answer, refused, cited
+
+    def _other_documents(
+        self, passages: list[Document], ranked: list[tuple[grounding.Sentence, float]], answered: str
+    ) -> list[tuple[str, list[tuple[grounding.Sentence, float]]]]:
+        """Other documents whose best sentence ranks within `ambiguity_margin` of the answered document's best:
+        (title, their sentence ranking), best first, at most `max_documents` - 1."""
+        by_source: dict[str, list[tuple[grounding.Sentence, float]]] = {}
+        for item in ranked:
+            by_source.setdefault(passages[item[0].passage].metadata.get("source", ""), []).append(item)
+        if answered not in by_source:
+            return []
+        best = by_source[answered][0][1]
+        close = [
+            (passages[items[0][0].passage].metadata.get("title") or source, items)
+            for source, items in by_source.items()
+            if source != answered and items[0][1] >= best - self.settings.ambiguity_margin
+        ]
+        return close[: self.settings.max_documents - 1]
 
     def validate(self, question: Any) -> str:
         question = printable(question) if isinstance(question, str) else ""
@@ -233,3 +280,21 @@ class AnswerEngine:
             chunk_id=passage.metadata.get("chunk_id", passage.id or ""),
             quote=passage.page_content[start - base : end - base], start=start, end=end,
         )
+
+
+def combine(results: list[tuple[str, str, bool, list[Citation]]]) -> tuple[str, bool, list[Citation]]:
+    """One answer from the answers to the parts of a question: one line per part, labelled, citations renumbered.
+
+    A single part is returned as it is; refused only when every part is."""
+    if len(results) == 1:
+        return results[0][1:]
+    if all(refused for _, _, refused, _ in results):
+        return REFUSAL, True, []
+    lines, cited = [], []
+    for label, answer, refused, citations in results:
+        if refused:
+            lines.append(f"{label} {REFUSAL}")
+            continue
+        cited.extend(citations)
+        lines.append(f"{label} {answer.replace('[1]', f'[{len(cited)}]')}")
+    return "\n".join(lines), False, cited

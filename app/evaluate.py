@@ -125,7 +125,7 @@ def _read_source(path: Path) -> str:
 
 def retrieval_rank(engine: AnswerEngine, question: str, history: list[dict[str, str]], hit: Any, k: int = 5) -> int:
     """1-based rank of the first of the top-k passages for which `hit(passage)` holds; 0 when none does."""
-    query = engine.retriever.keyword_index.expand(standalone_question(engine.validate(question), history))
+    query = engine.retriever.index.expand(standalone_question(engine.validate(question), history))
     passages = engine.retriever.model_copy(update={"k": k}).invoke(query)
     return next((rank for rank, p in enumerate(passages, start=1) if hit(p)), 0)
 

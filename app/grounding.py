@@ -246,6 +246,37 @@ def question_proper(question: str) -> str:
     return " ".join(asking) if asking else question
 
 
+_ASKS_AGAIN = re.compile(r",?\s+and\s+(?=(?:what|when|where|who|whom|whose|which|why|how)\b)", re.I)
+MAX_PARTS = 3
+"""Questions answered separately from one message, at most."""
+
+
+def sub_questions(question: str) -> list[str]:
+    """The separate questions one message asks: its '?' sentences, each split again at "and who/what/when ...".
+
+    "How long is the Rhine and who chairs Shui On Group?" asks two things that may live in two documents; each is
+    answered (and cited) on its own. A part without a content word ("... and why?") stays with the part before it,
+    and parts past `MAX_PARTS` stay with the last one.
+    """
+    from ingest.chunking import sentence_spans as spans
+
+    parts: list[str] = []
+    for sentence in (question[s.start : s.end].strip() for s in spans(question)):
+        for piece in _ASKS_AGAIN.split(sentence):
+            piece = piece.strip(" ,;")
+            if parts and (not content_words(piece) or len(parts) == MAX_PARTS):
+                parts[-1] = f"{parts[-1].rstrip('?')} and {piece}"
+            elif piece:
+                parts.append(piece)
+    parts = [p[0].upper() + p[1:].rstrip("?") + "?" for p in parts]
+    return parts if len(parts) > 1 else [question]
+
+
+def names_in(question: str) -> list[str]:
+    """The question's names (capitalized words not opening a sentence, initialisms): what singles out a subject."""
+    return names_missing(question, "")
+
+
 def names_missing(question: str, passage: str) -> list[str]:
     """Capitalized words of the question (names, titles) that the passage lacks, initialisms resolved.
 

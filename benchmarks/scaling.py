@@ -2,7 +2,9 @@
 resident memory of the app on the largest store; a plot of latency against size.
 
 Corpus: the 20 SQuAD articles (1,509 chunks) plus synthetic filler documents whose words are drawn from the SQuAD
-vocabulary, ingested through the real pipeline (real embeddings). Questions: answerable SQuAD questions of the
+vocabulary, ingested through the real pipeline (real embeddings). `--filler zipf` (default) draws words as often as
+the articles use them, as in real text; `--filler uniform` draws every distinct word equally often, a stress case
+where every filler chunk is made of the rare words questions ask about. Questions: answerable SQuAD questions of the
 test articles; a hit is the gold paragraph among the top 5 passages.
 
 Run: .venv/bin/python benchmarks/scaling.py [--sizes 10000 100000] [--questions 100]. Localhost only.
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -28,13 +31,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.evaluate import squad_sample  # noqa: E402
-from app.retrieval import HybridRetriever, KeywordIndex  # noqa: E402
+from app.retrieval import get_retriever  # noqa: E402
 from config import ROOT, Settings  # noqa: E402
 from ingest.chunking import split_document  # noqa: E402
 from ingest.loaders import load_document, source_id_for  # noqa: E402
 from ingest.pipeline import ingest  # noqa: E402
 from ingest.squad import article_text, load_articles, write_corpus  # noqa: E402
-from vectorstore import get_embeddings, get_vectorstore, open_collection  # noqa: E402
+from vectorstore import get_embeddings, open_collection  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "evaldata" / "squad2-dev-20-articles.json"
 
@@ -60,16 +63,31 @@ def wait_ok(url: str, seconds: float) -> None:
     raise SystemExit(f"{url} did not answer within {seconds:.0f} s")
 
 
-def write_filler(folder: Path, chunks: int, vocabulary: list[str], seed: int, prefix: str) -> None:
-    """Documents of 100 paragraphs, each about 350 characters (one chunk), of SQuAD words in random order."""
+def write_filler(folder: Path, chunks: int, words: tuple[list[str], list[int] | None], seed: int, prefix: str) -> None:
+    """Documents of 100 paragraphs, each about 350 characters (one chunk), of SQuAD words in random order.
+
+    `words` is a vocabulary and its weights: corpus counts draw words as often as English text uses them (the
+    realistic filler); no weights draw every word of the vocabulary equally often, so each chunk is dense in rare
+    words that questions also contain (the stress filler).
+    """
+    vocabulary, weights = words
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for doc in range(0, chunks, 100):
         paragraphs = []
         for _ in range(min(100, chunks - doc)):
-            sentences = [" ".join(rng.choices(vocabulary, k=rng.randint(9, 13))).capitalize() + "." for _ in range(5)]
+            sentences = [" ".join(rng.choices(vocabulary, weights, k=rng.randint(9, 13))).capitalize() + "." for _ in range(5)]
             paragraphs.append(" ".join(sentences))
         (folder / f"{prefix}-{doc // 100:05d}.txt").write_text("\n\n".join(paragraphs) + "\n", encoding="utf-8")
+
+
+def filler_words(kind: str) -> tuple[list[str], list[int] | None]:
+    """The SQuAD articles' words with their counts (zipf), or their distinct words of three letters or more (uniform)."""
+    text = " ".join(p["context"] for a in load_articles(SQUAD) for p in a["paragraphs"])
+    if kind == "uniform":
+        return sorted({w.lower() for w in re.findall(r"[A-Za-z]{3,}", text)}), None
+    counts = Counter(w.lower() for w in re.findall(r"[A-Za-z]+", text))
+    return list(counts), list(counts.values())
 
 
 def gold_spans(corpus: Path) -> dict[tuple[str, int], tuple[str, int, int]]:
@@ -87,21 +105,19 @@ def gold_spans(corpus: Path) -> dict[tuple[str, int], tuple[str, int, int]]:
 
 def measure(settings: Settings, questions: list[dict], spans: dict) -> dict:
     collection = open_collection(settings)
-    retriever = HybridRetriever(
-        store=get_vectorstore(settings), keyword_index=KeywordIndex(collection), k=5, fetch_k=settings.fetch_k,
-    )
+    retriever = get_retriever(settings, k=5)
     started = time.perf_counter()
-    retriever.keyword_index.documents  # noqa: B018 - builds BM25 once, as the app does at start
+    retriever.index.documents  # noqa: B018 - loads chunks and embeddings, builds BM25, as the app does at start
     index_s = time.perf_counter() - started
     latencies, hits = [], 0
     for qa in questions:
         source, start, end = spans[(qa["title"], qa["paragraph"])]
         t0 = time.perf_counter()
-        passages = retriever.invoke(retriever.keyword_index.expand(qa["question"]))
+        passages = retriever.invoke(retriever.index.expand(qa["question"]))
         latencies.append((time.perf_counter() - t0) * 1000)
         hits += any(p.metadata["source"] == source and p.metadata["start"] < end and start < p.metadata["end"] for p in passages)
     return {
-        "chunks": collection.count(), "bm25_build_s": round(index_s, 2),
+        "chunks": collection.count(), "index_build_s": round(index_s, 2),
         "p50_ms": round(float(np.percentile(latencies, 50)), 1), "p95_ms": round(float(np.percentile(latencies, 95)), 1),
         "recall_at_5": round(hits / len(questions), 3),
     }
@@ -184,11 +200,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000], help="total chunks after filler")
     parser.add_argument("--questions", type=int, default=100)
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "scaling.png")
+    parser.add_argument("--filler", choices=["zipf", "uniform"], default="zipf", help="word frequencies of the filler")
     parser.add_argument("--workdir", type=Path, help="keep corpora and stores here; a rerun reuses them (default: a temporary folder)")
     args = parser.parse_args()
     _, sample = squad_sample(SQUAD, "test", 1000, seed=0)
     questions = [q for q in sample if q["answers"]][: args.questions]
-    vocabulary = sorted({w.lower() for a in load_articles(SQUAD) for p in a["paragraphs"] for w in re.findall(r"[A-Za-z]{3,}", p["context"])})
+    words = filler_words(args.filler)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = args.workdir or Path(tmp)
@@ -201,13 +218,13 @@ def main() -> None:
         ingest([corpus], settings, progress=False)
         for size in [0, *args.sizes]:
             # One store per size (kept in --workdir, so a rerun measures without re-ingesting).
-            path = root / f"chroma-{size}" if size else previous
+            path = root / f"chroma-{args.filler}-{size}" if size else previous
             settings = Settings(chroma_path=path)
             if not path.exists():
                 shutil.copytree(previous, path)
-                filler = root / f"filler-{size}"
+                filler = root / f"filler-{args.filler}-{size}"
                 if not filler.exists():
-                    write_filler(filler, size - open_collection(settings).count(), vocabulary, seed=size, prefix=f"filler{size}")
+                    write_filler(filler, size - open_collection(settings).count(), words, seed=size, prefix=f"filler{size}")
                 print(json.dumps(ingest_throughput(filler, settings)), flush=True)
             for mode in ("local", "server"):
                 result = measure(settings, questions, spans) if mode == "local" else with_server(path, questions, spans, settings)

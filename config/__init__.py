@@ -71,9 +71,17 @@ class Settings(BaseSettings):
 
     # --- retrieval -------------------------------------------------------------------------------------------
     top_k: int = Field(4, ge=1, le=50, description="Passages handed to answering after fusing dense and keyword results.")
-    fetch_k: int = Field(20, ge=1, le=500, description="Candidates taken from each of the dense and keyword rankings.")
+    fetch_k: int = Field(20, ge=1, le=500, description="Candidates taken from each ranking for 'rrf' fusion, and for MMR.")
+    fusion: Literal["weighted", "rrf"] = Field(
+        "weighted",
+        description=(
+            "How dense and BM25 scores combine: 'weighted' (cosine + RAG_KEYWORD_WEIGHT x BM25 scaled to the "
+            "query's best) or 'rrf' (reciprocal rank fusion of the top RAG_FETCH_K of each)."
+        ),
+    )
+    keyword_weight: float = Field(0.5, ge=0, le=10, description="Weight of the scaled BM25 score beside cosine similarity ('weighted' fusion).")
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant: larger flattens the weight of top ranks.")
-    mmr: bool = Field(False, description="Diversify the dense candidates with maximal marginal relevance.")
+    mmr: bool = Field(False, description="Diversify the best RAG_FETCH_K passages with maximal marginal relevance.")
 
     # --- answering -------------------------------------------------------------------------------------------
     llm: Literal["local", "openai", "ollama"] = Field(
@@ -110,6 +118,16 @@ class Settings(BaseSettings):
     )
     min_support: float = Field(
         0.5, ge=0, le=1, description="Least support score (0-1) an answer needs; below it the reply says the source does not say."
+    )
+    ambiguity_margin: float = Field(
+        0.1, ge=0, le=2,
+        description=(
+            "A question that names no subject is also answered from each other document whose best sentence ranks "
+            "within this margin of the answering document's (0: only exact ties)."
+        ),
+    )
+    max_documents: int = Field(
+        3, ge=1, le=10, description="Most documents one answer to a question without a named subject quotes (1: one)."
     )
 
     # --- app -------------------------------------------------------------------------------------------------

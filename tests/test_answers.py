@@ -142,7 +142,7 @@ def test_bad_questions_are_refused_with_a_message(engine: AnswerEngine, question
 def test_filter_restricts_to_one_source(engine: AnswerEngine) -> None:
     answer = engine.ask("Who is the chairman of Shui On Group?", where={"source": "no/such/source.txt"})
     assert answer.refused
-    article = next(d.metadata["source"] for d in engine.retriever.keyword_index.documents if d.metadata["source"].endswith(ARTICLE.name))
+    article = next(d.metadata["source"] for d in engine.retriever.index.documents if d.metadata["source"].endswith(ARTICLE.name))
     kept = engine.ask("Who is the chairman of Shui On Group?", where={"source": article})
     assert "Vincent Lo" in kept.answer
 

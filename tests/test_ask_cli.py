@@ -40,6 +40,8 @@ def test_batch_answers_each_line_and_reports_bad_ones() -> None:
                                 {"role": "assistant", "content": "A global innovation hub [1]"}]}),
         json.dumps({"question": ["not", "a", "string"]}),
         json.dumps({"question": "What is the population of Shanghai?"}),
+        json.dumps({"question": "Who is the chairman of Shui On Group?", "title": "Some other title"}),
+        json.dumps({"question": "Who is the chairman of Shui On Group?", "source": "data/" + ARTICLE.name}),
     ]
     result = run_cli("app.ask", "--batch", input_text="\n".join(lines) + "\n")
     assert result.returncode == 0, result.stderr
@@ -49,7 +51,8 @@ def test_batch_answers_each_line_and_reports_bad_ones() -> None:
     assert "empty" in out[1]["error"] and "limit is 1000" in out[2]["error"] and "Invalid JSON" in out[3]["error"]
     assert "Zhang Xiang" in out[4]["answer"] and "question" in out[5]["error"]
     assert out[6]["refused"] is True and out[6]["citations"] == []
-    assert all(set(o) == KEYS for o in (out[0], out[4], out[6]))
+    assert out[7]["refused"] is True and out[8]["answer"].startswith("Vincent Lo"), "a line's title/source filter"
+    assert all(set(o) == KEYS for o in (out[0], out[4], out[6], out[7], out[8]))
     assert all(len(o["error"].splitlines()) == 1 for o in out if "error" in o)
 
 
@@ -58,12 +61,14 @@ def test_ask_without_question_is_a_usage_error() -> None:
     assert result.returncode == 2 and "give a question" in result.stderr
 
 
-def test_source_and_title_filters() -> None:
+def test_source_and_title_flags() -> None:
     source = "data/" + ARTICLE.name
-    inside = run_cli("app.ask", "--json", "--source", source, "Who is the chairman of Shui On Group?")
-    assert inside.returncode == 0 and json.loads(inside.stdout)["answer"].startswith("Vincent Lo")
-    outside = run_cli("app.ask", "--json", "--title", "Some other title", "Who is the chairman of Shui On Group?")
-    assert outside.returncode == 0 and json.loads(outside.stdout)["refused"] is True
+    lines = [json.dumps({"question": "Who is the chairman of Shui On Group?"}),
+             json.dumps({"question": "Who is the chairman of Shui On Group?", "title": "Some other title"})]
+    result = run_cli("app.ask", "--batch", "--source", source, input_text="\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stderr
+    inside, outside = (json.loads(line) for line in result.stdout.splitlines())
+    assert inside["answer"].startswith("Vincent Lo") and outside["refused"] is True, "flag and line filters combine"
 
 
 def test_squad_file_becomes_a_corpus_and_is_ingested(tmp_path) -> None:  # noqa: ANN001

@@ -22,11 +22,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.retrieval import get_retriever
 from config import ROOT, Settings
 from ingest.loaders import source_id_for
 from ingest.pipeline import ingest
 from tests.conftest import ARTICLE, AppServer, run_cli
-from vectorstore import get_vectorstore, open_collection
+from vectorstore import open_collection
 
 QUESTION = "Who is the president of the University of Hong Kong?"
 ARTICLE_SOURCE = source_id_for(ARTICLE, ROOT)
@@ -220,7 +221,7 @@ def test_disk_full_during_ingest(small_disk: Path, tmp_path: Path, clean_ids: se
     remount(small_disk, "size=16m")  # space again: the store opens and answers from the article as before
     settings = Settings(chroma_path=store)
     assert_same_as_clean(store_ids(store, ARTICLE_SOURCE), clean_ids)
-    best = get_vectorstore(settings).similarity_search(QUESTION, k=1)[0]
+    best = get_retriever(settings, k=1).invoke(QUESTION)[0]
     assert best.metadata["source"] == ARTICLE_SOURCE and "Zhang Xiang" in best.page_content
     reliability("disk full during ingest", 1, "one-line error; earlier chunks intact")
 

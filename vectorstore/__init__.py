@@ -12,13 +12,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from langchain_core.embeddings import Embeddings
+
 from config import Settings
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
-    from langchain_core.embeddings import Embeddings
-    from langchain_core.vectorstores import VectorStore
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 DISTANCE = "cosine"
@@ -28,7 +28,7 @@ class StoreError(Exception):
     """The store cannot be used as asked; the message says what to do."""
 
 
-class SentenceTransformerEmbeddings:
+class SentenceTransformerEmbeddings(Embeddings):
     """LangChain `Embeddings` over a local sentence-transformers model, normalized (cosine = dot product)."""
 
     def __init__(self, model_path: str, name: str, batch_size: int) -> None:
@@ -75,7 +75,7 @@ def _load_embeddings(name: str, batch_size: int) -> SentenceTransformerEmbedding
 
 def get_embeddings(settings: Settings) -> Embeddings:
     """The embedding model named by the settings, loaded once per process."""
-    return _load_embeddings(settings.embedding_model, settings.embedding_batch_size)  # type: ignore[return-value]
+    return _load_embeddings(settings.embedding_model, settings.embedding_batch_size)
 
 
 def get_client(settings: Settings) -> ClientAPI:
@@ -129,16 +129,6 @@ def open_collection(settings: Settings, *, create: bool = True) -> Collection:
             f"not '{wanted['embedding_model']}'; re-ingest with --reset or choose another RAG_COLLECTION."
         )
     return collection
-
-
-def get_vectorstore(settings: Settings) -> VectorStore:
-    """LangChain's Chroma `VectorStore` over the checked chunk collection (see `open_collection`)."""
-    from langchain_chroma import Chroma
-
-    collection = open_collection(settings)
-    return Chroma(
-        client=get_client(settings), collection_name=collection.name, embedding_function=get_embeddings(settings)
-    )
 
 
 def reset_collection(settings: Settings) -> None:

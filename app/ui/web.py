@@ -59,7 +59,7 @@ def sources_html(answer: Answer | None, engine: AnswerEngine) -> str:
         )
     cards = []
     for number, citation in enumerate(answer.citations, start=1):
-        passage = engine.retriever.keyword_index.get(citation.chunk_id)
+        passage = engine.retriever.index.get(citation.chunk_id)
         if passage is not None and int(passage.metadata["start"]) <= citation.start:
             offset = citation.start - int(passage.metadata["start"])
             text = passage.page_content

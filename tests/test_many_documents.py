@@ -1,0 +1,99 @@
+"""Answers across documents: a message asking two things, a question whose subject several documents answer.
+
+Real Chroma in tmp_path, the packaged embedding model and Gemma, over the bundled article and five SQuAD articles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.chain import AnswerEngine, Citation, combine
+from app.grounding import sub_questions
+from config import ROOT, Settings
+from ingest.pipeline import ingest
+from ingest.squad import write_corpus
+from prompts import REFUSAL
+from tests.conftest import ARTICLE, SQUAD
+
+TITLES = {"Normans", "Huguenot", "Rhine", "Warsaw", "Southern_California"}
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> AnswerEngine:
+    folder = tmp_path_factory.mktemp("many")
+    write_corpus(SQUAD, folder / "squad", TITLES)
+    settings = Settings(chroma_path=folder / "chroma")
+    ingest([ARTICLE, folder / "squad"], settings, progress=False)
+    engine = AnswerEngine(settings)
+    engine.warm_up()
+    return engine
+
+
+def source_text(source: str) -> str:
+    path = Path(source) if Path(source).is_absolute() else ROOT / source
+    return path.read_text(encoding="utf-8")
+
+
+def assert_verbatim(citations: list[Citation]) -> None:
+    for citation in citations:
+        assert source_text(citation.source)[citation.start : citation.end] == citation.quote
+
+
+@pytest.mark.parametrize(
+    ("message", "parts"),
+    [
+        ("How long is the Rhine and who is the chairman of Shui On Group?",
+         ["How long is the Rhine?", "Who is the chairman of Shui On Group?"]),
+        ("Where is Warsaw? Who founded it?", ["Where is Warsaw?", "Who founded it?"]),
+        ("Who founded Warsaw, and when and where?", ["Who founded Warsaw, and when and where?"]),
+        ("What is the capital of Poland?", ["What is the capital of Poland?"]),
+        ("Where is Warsaw? Where is Normandy? How long is the Rhine and who founded Warsaw?",  # at most three parts
+         ["Where is Warsaw?", "Where is Normandy?", "How long is the Rhine and who founded Warsaw?"]),
+    ],
+)
+def test_a_message_is_split_into_the_questions_it_asks(message: str, parts: list[str]) -> None:
+    assert sub_questions(message) == parts
+
+
+def test_answers_to_parts_are_labelled_and_renumbered() -> None:
+    cite = Citation(source="s", title="t", chunk_id="c", quote="q", start=0, end=1)
+    answer, refused, cited = combine([("One?", "x [1]", False, [cite]), ("Two?", REFUSAL, True, []), ("Three?", "y [1]", False, [cite])])
+    assert (answer, refused, len(cited)) == (f"One? x [1]\nTwo? {REFUSAL}\nThree? y [2]", False, 2)
+    assert combine([("One?", REFUSAL, True, []), ("Two?", REFUSAL, True, [])]) == (REFUSAL, True, [])
+
+
+def test_a_message_asking_two_things_cites_each_document(engine: AnswerEngine) -> None:
+    answer = engine.ask("Who is the chairman of Shui On Group and how long is the Rhine?")
+    assert not answer.refused
+    first, second = answer.answer.splitlines()
+    assert first.startswith("Who is the chairman of Shui On Group?") and "Vincent Lo [1]" in first
+    assert second.startswith("How long is the Rhine?") and second.endswith("[2]")
+    assert [c.source.rsplit("/", 1)[-1] for c in answer.citations] == [ARTICLE.name, "Rhine.txt"]
+    assert "Rhine" in answer.citations[1].quote
+    assert_verbatim(answer.citations)
+
+
+def test_a_question_without_a_subject_cites_each_document_that_answers(engine: AnswerEngine) -> None:
+    answer = engine.ask("What is the largest city?")
+    assert not answer.refused
+    sources = [c.source.rsplit("/", 1)[-1] for c in answer.citations]
+    assert {"Southern_California.txt", "Warsaw.txt"} <= set(sources) and len(sources) == len(set(sources)) <= 3
+    lines = answer.answer.splitlines()
+    assert [line.split(":")[0] for line in lines] == [c.title for c in answer.citations]
+    assert "Los Angeles" in lines[sources.index("Southern_California.txt")]
+    assert_verbatim(answer.citations)
+
+
+def test_a_named_subject_keeps_to_its_document(engine: AnswerEngine) -> None:
+    answer = engine.ask("Who is the chairman of Shui On Group?")
+    assert answer.answer == "Vincent Lo [1]" and len(answer.citations) == 1
+    follow_up = engine.ask("What is its population?", [{"role": "user", "content": "Tell me about Warsaw."}])
+    assert {c.source.rsplit("/", 1)[-1] for c in follow_up.citations} <= {"Warsaw.txt"}
+
+
+def test_one_document_per_answer_when_configured(engine: AnswerEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "settings", engine.settings.model_copy(update={"max_documents": 1}))
+    answer = engine.ask("What is the largest city?")
+    assert len(answer.citations) == 1 and "\n" not in answer.answer
