@@ -127,8 +127,7 @@ class AnswerEngine:
         retrieve_s = 0.0
         for part in parts:
             t0 = time.perf_counter()
-            query = self.retriever.index.expand(standalone_question(part, history))
-            passages = self._retrieve(query, where)
+            query, passages = self._retrieve(standalone_question(part, history), where)
             retrieve_s += time.perf_counter() - t0
             ranked = self._rank(query, [s for s in grounding.split_sentences(passages) if not grounding.is_instruction(s.text)])
             if results:
@@ -152,9 +151,11 @@ class AnswerEngine:
         )
         yield Answer(answer=answer, refused=refused, citations=cited, timings=timings)
 
-    def _retrieve(self, query: str, where: dict[str, str] | None) -> list[Document]:
+    def _retrieve(self, question: str, where: dict[str, str] | None) -> tuple[str, list[Document]]:
+        """The query (initialisms spelled out) and its passages."""
         try:
-            return self.retriever.invoke(query, where=where)
+            query = self.retriever.index.expand(question)
+            return query, self.retriever.invoke(query, where=where)
         except Exception as err:  # noqa: BLE001 - a Chroma server that went away raises transport errors of all kinds
             raise StoreError(
                 f"The document store cannot be reached ({err.__class__.__name__}); answers resume when it is back."

@@ -11,6 +11,7 @@ import pytest
 
 from app.chain import AnswerEngine, Citation, combine
 from app.grounding import sub_questions
+from app.retrieval import get_retriever
 from config import ROOT, Settings
 from ingest.pipeline import ingest
 from ingest.squad import write_corpus
@@ -97,3 +98,15 @@ def test_one_document_per_answer_when_configured(engine: AnswerEngine, monkeypat
     monkeypatch.setattr(engine, "settings", engine.settings.model_copy(update={"max_documents": 1}))
     answer = engine.ask("What is the largest city?")
     assert len(answer.citations) == 1 and "\n" not in answer.answer
+
+
+@pytest.mark.parametrize("options", [{}, {"fusion": "rrf"}, {"mmr": True}, {"fusion": "rrf", "mmr": True}])
+def test_every_fusion_finds_the_document_and_keeps_to_a_filter(engine: AnswerEngine, options: dict) -> None:
+    retriever = get_retriever(engine.settings.model_copy(update=options), k=3)
+    found = retriever.invoke("How long is the Rhine?")
+    assert len(found) == 3 and len({p.id for p in found}) == 3
+    assert found[0].metadata["source"].endswith("Rhine.txt")
+    warsaw = next(d.metadata["source"] for d in retriever.index.documents if d.metadata["source"].endswith("Warsaw.txt"))
+    kept = retriever.invoke("How long is the Rhine?", where={"source": warsaw})
+    assert kept and all(p.metadata["source"] == warsaw for p in kept)
+    assert retriever.invoke("How long is the Rhine?", where={"source": "no/such.txt"}) == []
