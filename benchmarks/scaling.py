@@ -2,9 +2,9 @@
 resident memory of the app on the largest store; a plot of latency against size.
 
 Corpus: the 20 SQuAD articles (1,509 chunks) plus synthetic filler documents whose words are drawn from the SQuAD
-vocabulary, ingested through the real pipeline (real embeddings). `--filler zipf` (default) draws words as often as
-the articles use them, as in real text; `--filler uniform` draws every distinct word equally often, a stress case
-where every filler chunk is made of the rare words questions ask about. Questions: answerable SQuAD questions of the
+vocabulary, ingested through the real pipeline (real embeddings). `--filler uniform` (default, the README's table) draws
+every distinct word equally often, a stress case where every filler chunk is made of the rare words questions ask
+about; `--filler zipf` draws words as often as the articles use them, as in real text. Questions: answerable SQuAD questions of the
 test articles; a hit is the gold paragraph among the top 5 passages.
 
 Run: .venv/bin/python benchmarks/scaling.py [--sizes 10000 100000] [--questions 100]. Localhost only.
@@ -200,7 +200,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000], help="total chunks after filler")
     parser.add_argument("--questions", type=int, default=100)
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "scaling.png")
-    parser.add_argument("--filler", choices=["zipf", "uniform"], default="zipf", help="word frequencies of the filler")
+    parser.add_argument("--filler", choices=["uniform", "zipf"], default="uniform", help="word frequencies of the filler")
     parser.add_argument("--workdir", type=Path, help="keep corpora and stores here; a rerun reuses them (default: a temporary folder)")
     args = parser.parse_args()
     _, sample = squad_sample(SQUAD, "test", 1000, seed=0)
