@@ -1,5 +1,5 @@
-"""Hybrid retrieval over every chunk: exact cosine similarity (the chunks' embeddings from Chroma, in memory) and BM25
-(bm25s), fused by weighted scores (default) or reciprocal rank fusion."""
+"""Hybrid retrieval over every chunk: cosine similarity to all embeddings (from Chroma, held in memory, no approximate
+index) and BM25 (bm25s), fused by weighted scores (default) or reciprocal rank fusion."""
 
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ class CorpusIndex:
 
 
 class HybridRetriever(BaseRetriever):
-    """Exact dense and BM25 scores over every chunk, fused; optional MMR among the best `fetch_k`.
+    """Dense (exhaustive, bfloat16) and BM25 scores over every chunk, fused; optional MMR among the best `fetch_k`.
 
     `fusion="weighted"` (default) ranks by cosine + `keyword_weight` x BM25 / (best BM25 of the query): BM25 scores
     are scaled to the query's best so that the weight means the same for every question. `fusion="rrf"` ranks by
