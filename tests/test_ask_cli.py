@@ -29,6 +29,16 @@ def test_ask_text_prints_numbered_sources() -> None:
     assert any(line.startswith("[1] Shanghai, Hong Kong Draw Closer") for line in lines)
 
 
+def test_title_flag_filters_and_a_line_filter_replaces_it() -> None:
+    title = ARTICLE.read_text(encoding="utf-8").splitlines()[0].strip()
+    lines = [json.dumps({"question": "Who is the chairman of Shui On Group?"}),
+             json.dumps({"question": "Who is the chairman of Shui On Group?", "title": title})]
+    result = run_cli("app.ask", "--batch", "--title", "Some other title", input_text="\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stderr
+    flagged, replaced = (json.loads(line) for line in result.stdout.splitlines())
+    assert flagged["refused"] is True and replaced["answer"].startswith("Vincent Lo"), (flagged, replaced)
+
+
 def test_batch_answers_each_line_and_reports_bad_ones() -> None:
     lines = [
         json.dumps({"question": "Who is the chairman of Shui On Group?"}),
@@ -59,16 +69,6 @@ def test_batch_answers_each_line_and_reports_bad_ones() -> None:
 def test_ask_without_question_is_a_usage_error() -> None:
     result = run_cli("app.ask")
     assert result.returncode == 2 and "give a question" in result.stderr
-
-
-def test_source_and_title_flags() -> None:
-    source = "data/" + ARTICLE.name
-    lines = [json.dumps({"question": "Who is the chairman of Shui On Group?"}),
-             json.dumps({"question": "Who is the chairman of Shui On Group?", "title": "Some other title"})]
-    result = run_cli("app.ask", "--batch", "--source", source, input_text="\n".join(lines) + "\n")
-    assert result.returncode == 0, result.stderr
-    inside, outside = (json.loads(line) for line in result.stdout.splitlines())
-    assert inside["answer"].startswith("Vincent Lo") and outside["refused"] is True, "flag and line filters combine"
 
 
 def test_squad_file_becomes_a_corpus_and_is_ingested(tmp_path) -> None:  # noqa: ANN001
