@@ -98,7 +98,7 @@ class AnswerEngine:
         self.extract: Runnable = PromptTemplate.from_template(template) | self.llm.bind(stop=EXTRACT_STOP) | StrOutputParser()
 
     def warm_up(self) -> None:
-        """Load the model weights and the keyword index now instead of at the first question."""
+        """Load the model weights and the chunk index (texts, embeddings, BM25) now instead of at the first question."""
         if hasattr(self.llm, "load"):
             self.llm.load()
         self.retriever.index.documents  # noqa: B018 - loads the chunks, builds the BM25 index
