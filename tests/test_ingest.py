@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import os
@@ -139,11 +141,13 @@ def clean_ids(squad_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> s
     return set(open_collection(reference).get(include=[])["ids"])
 
 
-def stored_chunks(settings: Settings) -> int:
-    """Chunks in the store, 0 while another process has not yet created the collection."""
+def writes_landed(store: Path) -> int:
+    """Records in the store's write log, read with a fresh read-only SQLite connection: this process's Chroma client
+    does not reliably see another process's writes while it runs."""
     try:
-        return open_collection(settings, create=False).count()
-    except Exception:  # noqa: BLE001 - chromadb's NotFoundError until the ingest creates the collection
+        with contextlib.closing(sqlite3.connect(f"file:{store / 'chroma.sqlite3'}?mode=ro", uri=True)) as db:
+            return db.execute("SELECT count(*) FROM embeddings_queue").fetchone()[0]
+    except sqlite3.Error:  # not created yet, or locked by the writer for a moment
         return 0
 
 
@@ -155,7 +159,7 @@ def test_interrupt_is_reported_in_one_line(squad_corpus: Path, settings: Setting
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.time() + 120
-    while process.poll() is None and time.time() < deadline and not stored_chunks(settings):
+    while process.poll() is None and time.time() < deadline and not writes_landed(settings.chroma_path):
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
