@@ -18,10 +18,14 @@ from pydantic import ConfigDict
 
 from app.grounding import acronyms
 from config import Settings
+from vectorstore import get_embeddings, open_collection
 
 
 PAGE = 5000
 """Chunks read from the store per request when building the index."""
+
+MASKS = 64
+"""Filters whose chunk masks are kept between questions (100 KB each at 100k chunks)."""
 
 CHECK_SECONDS = 2.0
 """How often the index asks the store whether its size changed: a `count()` costs about 10 ms at 100k chunks, and
@@ -56,6 +60,7 @@ class CorpusIndex:
         self._vectors: Any = None
         self._acronyms: dict[str, str] = {}
         self._by_id: dict[str, Document] = {}
+        self._outside: dict[tuple[tuple[str, str], ...], np.ndarray] = {}
 
     def _refresh(self) -> None:
         import bm25s
@@ -79,6 +84,7 @@ class CorpusIndex:
         self._docs = docs
         self._vectors = torch.from_numpy(np.concatenate(vectors)).to(torch.bfloat16) if vectors else None
         self._by_id = {d.id: d for d in docs}
+        self._outside = {}
         self._acronyms = {}
         for doc in docs:
             for short, long in acronyms(doc.page_content).items():
@@ -124,10 +130,23 @@ class CorpusIndex:
         tokens = _tokenize([query])[0]
         keyword = bm25.get_scores(tokens) if tokens else np.zeros(len(docs), dtype=np.float32)
         if where:
-            outside = ~np.array([all(d.metadata.get(key) == value for key, value in where.items()) for d in docs])
+            outside = self._outside_of(docs, where)
             dense[outside] = -np.inf
             keyword = np.where(outside, -np.inf, keyword)
         return docs, dense, keyword
+
+    def _outside_of(self, docs: list[Document], where: dict[str, str]) -> np.ndarray:
+        """Which chunks a filter excludes; kept per filter until the index is rebuilt (a pass over every chunk's
+        metadata costs tens of milliseconds at 100k chunks)."""
+        key = tuple(sorted(where.items()))
+        outside = self._outside.get(key)
+        if outside is None or len(outside) != len(docs):
+            outside = ~np.array([all(d.metadata.get(k) == v for k, v in where.items()) for d in docs], dtype=bool)
+            with self._lock:  # filters come from users: keep at most MASKS of them
+                if len(self._outside) >= MASKS:
+                    self._outside.clear()
+                self._outside[key] = outside
+        return outside
 
     def vectors(self, indices: list[int]) -> np.ndarray:
         """The embeddings of these chunks (as positions in `documents`), as float32."""
@@ -201,8 +220,6 @@ def _rrf_scores(rankings: list[list[int]], size: int, rrf_k: int) -> np.ndarray:
 
 def get_retriever(settings: Settings, k: int | None = None) -> HybridRetriever:
     """The hybrid retriever over the settings' collection, returning `k` passages (default `RAG_TOP_K`)."""
-    from vectorstore import get_embeddings, open_collection
-
     return HybridRetriever(
         index=CorpusIndex(open_collection(settings)), embeddings=get_embeddings(settings), k=k or settings.top_k,
         fetch_k=settings.fetch_k, fusion=settings.fusion, keyword_weight=settings.keyword_weight,
