@@ -27,6 +27,9 @@ PAGE = 5000
 MASKS = 64
 """Filters whose chunk masks are kept between questions (100 KB each at 100k chunks)."""
 
+PROXIMITY_WINDOW = 8
+"""Two words of the question count as near each other in a passage when at most this many content words apart."""
+
 CHECK_SECONDS = 2.0
 """How often the index asks the store whether its size changed: a `count()` costs about 10 ms at 100k chunks, and
 asking on every question made it the largest part of retrieval time."""
@@ -37,6 +40,24 @@ def _tokenize(texts: list[str]) -> list[list[str]]:
     import Stemmer
 
     return bm25s.tokenize(texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=False, show_progress=False)
+
+
+def proximity(query: list[str], passage: list[str], window: int = PROXIMITY_WINDOW) -> float:
+    """The share of pairs of distinct query words (stemmed, no stop words) that occur within `window` words of each
+    other in the passage: 1.0 when every pair does, 0.0 for a passage that has the words only far apart (or not)."""
+    words = list(dict.fromkeys(query))
+    if len(words) < 2:
+        return 0.0
+    positions: dict[str, list[int]] = {}
+    for position, word in enumerate(passage):
+        if word in words:
+            positions.setdefault(word, []).append(position)
+    pairs = [(a, b) for i, a in enumerate(words) for b in words[i + 1 :]]
+    near = sum(
+        1 for a, b in pairs
+        if a in positions and b in positions and min(abs(x - y) for x in positions[a] for y in positions[b]) <= window
+    )
+    return near / len(pairs)
 
 
 class CorpusIndex:
@@ -161,6 +182,11 @@ class HybridRetriever(BaseRetriever):
     reciprocal rank fusion of the top `fetch_k` of each ranking. On 200 SQuAD tune questions recall@5 was 0.935 /
     0.905 / 0.91 at 1.5k / 10k / 100k chunks with weighted scores (weight 0.5) against 0.915 / 0.895 / 0.875 with RRF.
 
+    With weighted fusion the best `fetch_k` passages then gain `proximity_weight` x `proximity()`: passages where
+    the question's words stand near each other rise above passages that only contain them. On the SQuAD questions it
+    lifted recall@5 at every corpus size (tune: 0.943 / 0.933 / 0.923 -> 0.947 / 0.937 / 0.933 at 1.5k / 10k / 100k
+    chunks; the weight and window were chosen there).
+
     `invoke(query, where={"source": ...})` restricts both rankings to chunks whose metadata match.
     """
 
@@ -173,6 +199,7 @@ class HybridRetriever(BaseRetriever):
     fetch_k: int = 20
     fusion: Literal["weighted", "rrf"] = "weighted"
     keyword_weight: float = 0.5
+    proximity_weight: float = 0.2
     rrf_k: int = 60
     mmr: bool = False
 
@@ -188,6 +215,11 @@ class HybridRetriever(BaseRetriever):
         else:
             best = float(keyword.max())
             fused = dense + self.keyword_weight * (np.maximum(keyword, 0.0) / best if best > 0 else 0.0)
+            if self.proximity_weight > 0:
+                pool = _top(fused, self.fetch_k)
+                words, *passages = _tokenize([query, *(docs[i].page_content for i in pool)])
+                for i, passage in zip(pool, passages, strict=True):
+                    fused[i] += self.proximity_weight * proximity(words, passage)
         order = _top(fused, self.fetch_k if self.mmr else self.k)
         if self.mmr and order:
             chosen = maximal_marginal_relevance(np.asarray(vector), self.index.vectors(order), k=min(self.k, len(order)))
@@ -223,5 +255,6 @@ def get_retriever(settings: Settings, k: int | None = None) -> HybridRetriever:
     return HybridRetriever(
         index=CorpusIndex(open_collection(settings)), embeddings=get_embeddings(settings), k=k or settings.top_k,
         fetch_k=settings.fetch_k, fusion=settings.fusion, keyword_weight=settings.keyword_weight,
+        proximity_weight=settings.proximity_weight,
         rrf_k=settings.rrf_k, mmr=settings.mmr,
     )

@@ -71,7 +71,10 @@ class Settings(BaseSettings):
 
     # --- retrieval -------------------------------------------------------------------------------------------
     top_k: int = Field(4, ge=1, le=50, description="Passages handed to answering after fusing dense and keyword results.")
-    fetch_k: int = Field(20, ge=1, le=500, description="Candidates taken from each ranking for 'rrf' fusion, and for MMR.")
+    fetch_k: int = Field(
+        20, ge=1, le=500,
+        description="Candidates taken from each ranking for 'rrf' fusion, re-scored for word proximity, and for MMR.",
+    )
     fusion: Literal["weighted", "rrf"] = Field(
         "weighted",
         description=(
@@ -80,6 +83,13 @@ class Settings(BaseSettings):
         ),
     )
     keyword_weight: float = Field(0.5, ge=0, le=10, description="Weight of the scaled BM25 score beside cosine similarity ('weighted' fusion).")
+    proximity_weight: float = Field(
+        0.2, ge=0, le=10,
+        description=(
+            "Weight of word proximity ('weighted' fusion): the share of pairs of the question's words that occur "
+            "within 8 words of each other in a passage, added for the best RAG_FETCH_K passages; 0 turns it off."
+        ),
+    )
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant: larger flattens the weight of top ranks.")
     mmr: bool = Field(False, description="Diversify the best RAG_FETCH_K passages with maximal marginal relevance.")
 

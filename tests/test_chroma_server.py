@@ -102,7 +102,7 @@ def two_apps(server: ChromaServer, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def test_two_apps_answer_while_a_third_process_ingests(server: ChromaServer, two_apps: list[str], tmp_path: Path) -> None:
     corpus = tmp_path / "squad"
-    write_corpus(SQUAD, corpus, {"Normans", "Huguenot", "Rhine", "Warsaw"})
+    write_corpus(SQUAD, corpus, {"Normans", "Rhine"})  # two articles, 83 paragraphs: long enough to overlap the answers
     expected = {c.id for path in [ARTICLE, *sorted(corpus.glob("*.txt"))]
                 for c in split_document(load_document(path, ROOT), Settings().chunk_size, Settings().chunk_overlap)}
     ingester = subprocess.Popen(
@@ -124,7 +124,7 @@ def test_two_apps_answer_while_a_third_process_ingests(server: ChromaServer, two
     for thread in threads:
         thread.join(timeout=300)
     assert ingester.returncode == 0, err
-    assert json.loads(out)["added"] == 4
+    assert json.loads(out)["added"] == 2
     assert len(results) >= 8 and all(status == 200 and "Vincent Lo" in answer for status, answer in results), results[:5]
     ids = open_collection(server.settings()).get(include=[])["ids"]
     assert len(ids) == len(set(ids)) and set(ids) == expected, "no chunk lost or duplicated"
