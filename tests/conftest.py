@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -47,6 +49,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def writes_landed(store: Path) -> int:
+    """Records in the store's write log, read with a fresh read-only SQLite connection: this process's Chroma client
+    does not reliably see another process's writes while it runs."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{store / 'chroma.sqlite3'}?mode=ro", uri=True)) as db:
+            return db.execute("SELECT (SELECT count(*) FROM embeddings_queue) + (SELECT count(*) FROM embeddings)").fetchone()[0]
+    except sqlite3.Error:  # not created yet, or locked by the writer for a moment
+        return 0
 
 
 HOSTILE_NOTICE = ROOT / "tests" / "hostile" / "notice-to-readers.md"

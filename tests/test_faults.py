@@ -26,7 +26,7 @@ from app.retrieval import get_retriever
 from config import ROOT, Settings
 from ingest.loaders import source_id_for
 from ingest.pipeline import ingest
-from tests.conftest import ARTICLE, AppServer, run_cli
+from tests.conftest import ARTICLE, AppServer, run_cli, writes_landed
 from vectorstore import open_collection
 
 QUESTION = "Who is the president of the University of Hong Kong?"
@@ -60,20 +60,20 @@ def one_line_error(stderr: str) -> str:
 
 
 def kill_ingest_while_writing(store: Path, *paths: str, write_batch: int) -> tuple[int, int]:
-    """Run `python -m ingest PATHS` on `store` and kill -9 it once its writes show in the store's count.
+    """Run `python -m ingest PATHS` on `store` and kill -9 it once its writes show in the store's write log.
 
-    Waiting for the count to rise (not a fixed delay) makes sure a write is under way on a loaded machine; a small
+    Waiting for a new write (not a fixed delay) makes sure a write is under way on a loaded machine; a small
     `write_batch` leaves writes still to come. Returns the store's chunk count before and after.
     """
     settings = Settings(chroma_path=store)
     env = {**os.environ, "RAG_CHROMA_PATH": str(store), "RAG_WRITE_BATCH": str(write_batch)}
-    before = open_collection(settings).count()
+    before, logged = open_collection(settings).count(), writes_landed(store)
     process = subprocess.Popen(
         [sys.executable, "-m", "ingest", "--quiet", *paths], cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 180
-    while process.poll() is None and time.time() < deadline and open_collection(settings).count() <= before:
+    while process.poll() is None and time.time() < deadline and writes_landed(store) <= logged:
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()

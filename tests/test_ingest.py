@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import os
@@ -18,7 +16,7 @@ import pytest
 from config import ROOT, Settings
 from ingest.pipeline import ingest
 from ingest.squad import write_corpus
-from tests.conftest import ARTICLE, SQUAD, run_cli
+from tests.conftest import ARTICLE, SQUAD, run_cli, writes_landed
 from vectorstore import StoreError, get_client, open_collection
 
 
@@ -139,16 +137,6 @@ def clean_ids(squad_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> s
     reference = Settings(chroma_path=tmp_path_factory.mktemp("reference") / "chroma")
     ingest([squad_corpus], reference, progress=False)
     return set(open_collection(reference).get(include=[])["ids"])
-
-
-def writes_landed(store: Path) -> int:
-    """Records in the store's write log, read with a fresh read-only SQLite connection: this process's Chroma client
-    does not reliably see another process's writes while it runs."""
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{store / 'chroma.sqlite3'}?mode=ro", uri=True)) as db:
-            return db.execute("SELECT (SELECT count(*) FROM embeddings_queue) + (SELECT count(*) FROM embeddings)").fetchone()[0]
-    except sqlite3.Error:  # not created yet, or locked by the writer for a moment
-        return 0
 
 
 def test_interrupt_is_reported_in_one_line(squad_corpus: Path, settings: Settings) -> None:
