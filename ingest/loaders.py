@@ -17,6 +17,8 @@ _MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 """Control characters (NUL included), line separators and lone surrogates (undecodable bytes of a file name, JSON
 "\ud800" escapes): in file names they are escaped, in questions they become spaces."""
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+"""Control characters but tab and newline, which PDF text layers carry (bells, escapes, form feeds): spaces in text."""
 
 
 def printable_path(path: Path | str) -> str:
@@ -147,5 +149,6 @@ def _read_pdf(path: Path) -> tuple[str, dict[str, str]]:
         info_title = (reader.metadata.title if reader.metadata else None) or ""
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as err:
         raise LoadError(path, f"not a readable PDF ({type(err).__name__})") from None
-    text = "\n\n".join(page.strip() for page in pages if page.strip())
-    return text, ({"title": info_title.strip()} if info_title.strip() else {})
+    pages = [CONTROL.sub(" ", page).strip() for page in pages]
+    title = CONTROL.sub(" ", info_title).strip()
+    return "\n\n".join(page for page in pages if page), ({"title": title} if title else {})

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,15 +10,14 @@ from ingest.loaders import LoadError, load_document
 from tests.conftest import ARTICLE
 
 # A minimal one-page PDF with a text layer (hand-made so the test needs no PDF writer).
-_PDF_TEXT = b"BT /F1 12 Tf 72 720 Td (Quarterly revenue rose by 12 percent.) Tj ET"
-
-
-def make_pdf(path: Path) -> Path:
+def make_pdf(path: Path, text: bytes = b"Quarterly revenue rose by 12 percent.") -> Path:
+    """A one-page PDF whose text layer is `text` (a PDF string literal: octal escapes such as \\007 allowed)."""
+    content = b"BT /F1 12 Tf 72 720 Td (" + text + b") Tj ET"
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(_PDF_TEXT) + _PDF_TEXT + b"\nendstream",
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
     out, offsets = bytearray(b"%PDF-1.4\n"), []
@@ -95,3 +95,9 @@ def test_bad_files_raise_one_clear_reason(tmp_path: Path, name: str, content: by
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(LoadError, match="no such file"):
         load_document(tmp_path / "nope.txt", ROOT)
+
+
+def test_pdf_control_characters_become_spaces(tmp_path: Path) -> None:
+    doc = load_document(make_pdf(tmp_path / "bell.pdf", b"Revenue\\007rose\\033[2Jby 12\\014percent."), ROOT)
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", doc.page_content), repr(doc.page_content)
+    assert doc.page_content.split() == ["Revenue", "rose", "[2Jby", "12", "percent."]
