@@ -39,7 +39,7 @@ def _tokenize(texts: list[str]) -> list[list[str]]:
     import bm25s
     import Stemmer
 
-    return bm25s.tokenize(texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=False, show_progress=False)
+    return bm25s.tokenize(texts, stopwords="en_plus", stemmer=Stemmer.Stemmer("english"), return_ids=False, show_progress=False)
 
 
 def proximity(query: list[str], passage: list[str], window: int = PROXIMITY_WINDOW) -> float:

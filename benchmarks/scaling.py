@@ -10,7 +10,7 @@ articles use them. `--filler disjoint` draws English words of the embedding mode
 still find their gold paragraphs, so that a drop in recall is the engine's (as Chroma's HNSW index showed).
 Questions: answerable SQuAD questions of the test articles; a hit is the gold paragraph among the top 5 passages.
 
-Run: .venv/bin/python benchmarks/scaling.py [--sizes 10000 100000] [--questions 100]. Localhost only.
+Run: .venv/bin/python benchmarks/scaling.py [--sizes 10000 100000] [--questions N] [--filler KIND] [--workdir DIR]. Localhost only.
 """
 
 from __future__ import annotations
@@ -211,13 +211,13 @@ def plot(rows: list[dict], out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000], help="total chunks after filler")
-    parser.add_argument("--questions", type=int, default=100)
+    parser.add_argument("--questions", type=int, default=0, help="answerable test questions to ask (default 0: all 1,891)")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "scaling.png")
     parser.add_argument("--filler", choices=["uniform", "zipf", "disjoint"], default="uniform", help="the filler's words")
     parser.add_argument("--workdir", type=Path, help="keep corpora and stores here; a rerun reuses them (default: a temporary folder)")
     args = parser.parse_args()
-    _, sample = squad_sample(SQUAD, "test", 1000, seed=0)
-    questions = [q for q in sample if q["answers"]][: args.questions]
+    _, sample = squad_sample(SQUAD, "test", 100_000, seed=0)
+    questions = [q for q in sample if q["answers"]][: args.questions or None]
     words = filler_words(args.filler)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
