@@ -52,8 +52,8 @@ def free_port() -> int:
 
 
 def writes_landed(store: Path) -> int:
-    """Records in the store's write log, read with a fresh read-only SQLite connection: this process's Chroma client
-    does not reliably see another process's writes while it runs."""
+    """Records in the store's write log, read with a fresh read-only SQLite connection, so that watching another
+    process's writes does not depend on this process's cached Chroma client."""
     try:
         with contextlib.closing(sqlite3.connect(f"file:{store / 'chroma.sqlite3'}?mode=ro", uri=True)) as db:
             return db.execute("SELECT (SELECT count(*) FROM embeddings_queue) + (SELECT count(*) FROM embeddings)").fetchone()[0]
