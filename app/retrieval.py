@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from itertools import combinations
 from typing import Any, Literal
 
 import numpy as np
@@ -35,7 +36,7 @@ CHECK_SECONDS = 2.0
 asking on every question made it the largest part of retrieval time."""
 
 
-def _tokenize(texts: list[str]) -> list[list[str]]:
+def tokenize(texts: list[str]) -> list[list[str]]:
     """Lowercased, stemmed words without NLTK's 179 English stop words (bm25s `en_plus`): with Lucene's 33 the
     question words ('what', 'does', 'which') stayed and, as a corpus grows, outweighed the question's subject."""
     import bm25s
@@ -48,18 +49,13 @@ def proximity(query: list[str], passage: list[str], window: int = PROXIMITY_WIND
     """The share of pairs of distinct query words (stemmed, no stop words) that occur within `window` words of each
     other in the passage: 1.0 when every pair does, 0.0 for a passage that has the words only far apart (or not)."""
     words = list(dict.fromkeys(query))
-    if len(words) < 2:
-        return 0.0
-    positions: dict[str, list[int]] = {}
+    positions: dict[str, list[int]] = {word: [] for word in words}
     for position, word in enumerate(passage):
-        if word in words:
-            positions.setdefault(word, []).append(position)
-    pairs = [(a, b) for i, a in enumerate(words) for b in words[i + 1 :]]
-    near = sum(
-        1 for a, b in pairs
-        if a in positions and b in positions and min(abs(x - y) for x in positions[a] for y in positions[b]) <= window
-    )
-    return near / len(pairs)
+        if word in positions:
+            positions[word].append(position)
+    pairs = list(combinations(words, 2))
+    near = sum(1 for a, b in pairs if any(abs(x - y) <= window for x in positions[a] for y in positions[b]))
+    return near / len(pairs) if pairs else 0.0
 
 
 class CorpusIndex:
@@ -114,7 +110,7 @@ class CorpusIndex:
                 self._acronyms.setdefault(short, long)
         self._bm25 = bm25s.BM25()
         if docs:
-            self._bm25.index(_tokenize([d.page_content for d in docs]), show_progress=False)
+            self._bm25.index(tokenize([d.page_content for d in docs]), show_progress=False)
         self._size = size
 
     def _snapshot(self) -> tuple[list[Document], Any, Any]:
@@ -140,9 +136,9 @@ class CorpusIndex:
         extra = [known[w.lower()] for w in re.findall(r"\b[A-Z]{2,6}\b", query) if w.lower() in known]
         return f"{query} ({'; '.join(extra)})" if extra else query
 
-    def scores(self, query: str, vector: list[float], where: dict[str, str] | None = None) -> tuple[list[Document], np.ndarray, np.ndarray]:
-        """For every chunk: cosine similarity to the query vector and BM25 score of the query's words; chunks whose
-        metadata do not match `where` score -inf on both."""
+    def scores(self, words: list[str], vector: list[float], where: dict[str, str] | None = None) -> tuple[list[Document], np.ndarray, np.ndarray]:
+        """For every chunk: cosine similarity to the query vector and BM25 score of the query's words (as `tokenize`
+        gives them); chunks whose metadata do not match `where` score -inf on both."""
         import torch
 
         docs, vectors, bm25 = self._snapshot()
@@ -150,8 +146,7 @@ class CorpusIndex:
             empty = np.zeros(0, dtype=np.float32)
             return docs, empty, empty
         dense = (vectors @ torch.tensor(vector, dtype=torch.bfloat16)).float().numpy()
-        tokens = _tokenize([query])[0]
-        keyword = bm25.get_scores(tokens) if tokens else np.zeros(len(docs), dtype=np.float32)
+        keyword = bm25.get_scores(words) if words else np.zeros(len(docs), dtype=np.float32)
         if where:
             outside = self._outside_of(docs, where)
             dense[outside] = -np.inf
@@ -210,7 +205,8 @@ class HybridRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, where: dict[str, str] | None = None
     ) -> list[Document]:
         vector = self.embeddings.embed_query(query)
-        docs, dense, keyword = self.index.scores(query, vector, where)
+        words = tokenize([query])[0]
+        docs, dense, keyword = self.index.scores(words, vector, where)
         if not docs:
             return []
         if self.fusion == "rrf":
@@ -220,7 +216,7 @@ class HybridRetriever(BaseRetriever):
             fused = dense + self.keyword_weight * (np.maximum(keyword, 0.0) / best if best > 0 else 0.0)
             if self.proximity_weight > 0:
                 pool = _top(fused, self.fetch_k)
-                words, *passages = _tokenize([query, *(docs[i].page_content for i in pool)])
+                passages = tokenize([docs[i].page_content for i in pool])
                 for i, passage in zip(pool, passages, strict=True):
                     fused[i] += self.proximity_weight * proximity(words, passage)
         order = _top(fused, self.fetch_k if self.mmr else self.k)

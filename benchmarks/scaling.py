@@ -88,12 +88,13 @@ def filler_words(kind: str) -> tuple[list[str], list[int] | None]:
     """The SQuAD articles' words with their counts (zipf), their distinct words of three letters or more (uniform), or
     the embedding model's whole English words of three letters or more whose stem is no stem of the articles' or
     their questions' words (disjoint)."""
-    text = " ".join(p["context"] for a in load_articles(SQUAD) for p in a["paragraphs"])
+    paragraphs = [p for a in load_articles(SQUAD) for p in a["paragraphs"]]
+    text = " ".join(p["context"] for p in paragraphs)
     if kind == "disjoint":
         import Stemmer
 
         stem = Stemmer.Stemmer("english").stemWord
-        asked = " ".join(q["question"] for a in load_articles(SQUAD) for p in a["paragraphs"] for q in p["qas"])
+        asked = " ".join(q["question"] for p in paragraphs for q in p["qas"])
         taken = {stem(w.lower()) for w in re.findall(r"[A-Za-z]+", f"{text} {asked}")}
         vocabulary = get_embeddings(Settings()).model.tokenizer.get_vocab()
         return sorted(w for w in vocabulary if re.fullmatch(r"[a-z]{3,}", w) and stem(w) not in taken), None

@@ -18,7 +18,8 @@ UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 """Control characters (NUL included), line separators and lone surrogates (undecodable bytes of a file name, JSON
 "\ud800" escapes): in file names they are escaped, in questions they become spaces."""
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-"""Control characters but tab and newline, which PDF text layers carry (bells, escapes, form feeds): spaces in text."""
+"""Control characters but tab and newline, which PDF text layers and HTML carry (bells, escapes, form feeds): they
+become spaces in text extracted from those formats."""
 
 
 def printable_path(path: Path | str) -> str:
@@ -64,6 +65,9 @@ def load_document(path: Path, root: Path) -> Document:
             text, metadata = raw, _markdown_metadata(raw)
         else:
             text, metadata = raw, _article_metadata(raw)
+    if suffix in (".pdf", ".html", ".htm"):  # extracted text: offsets refer to it, not to the file, so it may change
+        text = CONTROL.sub(" ", text)
+        metadata = {key: CONTROL.sub(" ", value).strip() for key, value in metadata.items()}
     if not text.strip():
         raise LoadError(path, "the file is empty" if suffix != ".pdf" else "the PDF has no text layer")
     metadata.setdefault("title", path.stem)
@@ -149,6 +153,5 @@ def _read_pdf(path: Path) -> tuple[str, dict[str, str]]:
         info_title = (reader.metadata.title if reader.metadata else None) or ""
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as err:
         raise LoadError(path, f"not a readable PDF ({type(err).__name__})") from None
-    pages = [CONTROL.sub(" ", page).strip() for page in pages]
-    title = CONTROL.sub(" ", info_title).strip()
-    return "\n\n".join(page for page in pages if page), ({"title": title} if title else {})
+    text = "\n\n".join(page.strip() for page in pages if page.strip())
+    return text, ({"title": info_title.strip()} if info_title.strip() else {})

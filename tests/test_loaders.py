@@ -101,3 +101,10 @@ def test_pdf_control_characters_become_spaces(tmp_path: Path) -> None:
     doc = load_document(make_pdf(tmp_path / "bell.pdf", b"Revenue\\007rose\\033[2Jby 12\\014percent."), ROOT)
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", doc.page_content), repr(doc.page_content)
     assert doc.page_content.split() == ["Revenue", "rose", "[2Jby", "12", "percent."]
+
+
+def test_html_control_characters_become_spaces(tmp_path: Path) -> None:
+    page = tmp_path / "bell.html"
+    page.write_text("<html><head><title>Bell\x07Report</title></head><body><p>Revenue\x07rose\x1b[2Jby 12%.</p></body></html>")
+    doc = load_document(page, ROOT)
+    assert doc.page_content.split() == ["Revenue", "rose", "[2Jby", "12%."] and doc.metadata["title"] == "Bell Report"

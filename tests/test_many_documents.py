@@ -11,7 +11,7 @@ import pytest
 
 from app.chain import AnswerEngine, Citation, combine
 from app.grounding import sub_questions
-from app.retrieval import _tokenize, get_retriever, proximity
+from app.retrieval import get_retriever, proximity, tokenize
 from config import ROOT, Settings
 from ingest.pipeline import ingest
 from ingest.squad import write_corpus
@@ -123,11 +123,11 @@ def test_proximity_is_added_to_the_best_passages_only(engine: AnswerEngine) -> N
     question = "How long is the Rhine?"
     plain = get_retriever(engine.settings.model_copy(update={"proximity_weight": 0.0}), k=40).invoke(question)
     near = get_retriever(engine.settings.model_copy(update={"fetch_k": 5}), k=40).invoke(question)
-    words = _tokenize([question])[0]
+    words = tokenize([question])[0]
     before = {p.id: p.metadata["score"] for p in plain}
     gains = {p.id: round(p.metadata["score"] - before[p.id], 3) for p in near if p.id in before}
     rescored = [p.id for p in plain[:5]]
     assert any(gains[i] > 0 for i in rescored), "no passage of the Rhine question has its words close together"
     for passage in plain:
-        expected = 0.2 * proximity(words, _tokenize([passage.page_content])[0]) if passage.id in rescored else 0.0
+        expected = 0.2 * proximity(words, tokenize([passage.page_content])[0]) if passage.id in rescored else 0.0
         assert gains.get(passage.id, round(expected, 3)) == pytest.approx(expected, abs=2e-3), passage.page_content[:80]
