@@ -8,6 +8,7 @@ import secrets
 import time
 from typing import Any
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -79,6 +80,7 @@ class Guard(BaseHTTPMiddleware):
       origins (a browser always sends `Origin` with a POST); callers without a browser origin need the token there too.
     - RAG_RATE_LIMIT: questions per client address (429 with Retry-After).
     - RAG_QUEUE_SIZE: at most that many API questions wait at once; more get 503 with Retry-After, not a hang.
+      The API answers RAG_CONCURRENCY of them at once, as the chat queue does, so neither crowds out the other.
       (The chat queues have the same bound through Gradio's `max_size`, which answers 503; Retry-After is added.)
     """
 
@@ -162,6 +164,7 @@ def create_api(engine: AnswerEngine, settings: Settings) -> FastAPI:
         allow_headers=["Content-Type", "Authorization"], max_age=600,
     )
     api.add_middleware(Guard, settings=settings)
+    answering = CapacityLimiter(settings.concurrency)  # as many at once as the chat queue: waiting requests hold no thread
 
     @api.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -184,10 +187,10 @@ def create_api(engine: AnswerEngine, settings: Settings) -> FastAPI:
         return JSONResponse({"error": message}, 422)
 
     @api.post("/api/ask", response_model=Answer, responses={400: {}, 413: {}, 422: {}, 503: {}}, max_body_size=MAX_BODY_BYTES)
-    def ask(request: AskRequest) -> Any:
+    async def ask(request: AskRequest) -> Any:
         """Answer a question (with optional history); the same JSON as `python -m app.ask --json`."""
         try:
-            return engine.ask(request.question, request.history, request.where())
+            return await to_thread.run_sync(engine.ask, request.question, request.history, request.where(), limiter=answering)
         except QuestionError as err:
             return JSONResponse({"error": str(err)}, 422)
         except StoreError as err:

@@ -10,7 +10,7 @@ from typing import TextIO
 
 from pydantic import ValidationError
 
-from app.api import AskRequest, metadata_filter
+from app.api import MAX_BODY_BYTES, AskRequest, metadata_filter
 from app.chain import Answer, AnswerEngine, QuestionError
 from app.llm import LLMUnavailable
 from app.service import build_engine
@@ -31,12 +31,14 @@ def format_answer(answer: Answer) -> str:
 def run_batch(engine: AnswerEngine, lines: Iterable[str | bytes], out: TextIO, where: dict[str, str] | None) -> int:
     """Answer one JSON request per line (the body of `POST /api/ask`: question, history, source, title; a line's
     source/title take the place of the command line's); a bad line (also one that is not UTF-8) gets an error
-    object and the batch goes on."""
+    object and the batch goes on. A line is held to the API's body limit, which also bounds its history."""
     failures = 0
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
+            if len(line) > MAX_BODY_BYTES:
+                raise QuestionError(f"the line is longer than {MAX_BODY_BYTES // 1024} KB, the API's limit for a request")
             request = AskRequest.model_validate_json(line)
             result = engine.ask(request.question, request.history, {**(where or {}), **(request.where() or {})} or None).model_dump()
         except ValidationError as err:

@@ -133,7 +133,7 @@ def measure(settings: Settings, questions: list[dict], spans: dict) -> dict:
     return {
         "chunks": collection.count(), "index_build_s": round(index_s, 2),
         "p50_ms": round(float(np.percentile(latencies, 50)), 1), "p95_ms": round(float(np.percentile(latencies, 95)), 1),
-        "recall_at_5": round(hits / len(questions), 3),
+        "recall_at_5": round(hits / len(questions), 3), "hits": hits, "questions": len(questions),
     }
 
 

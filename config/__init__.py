@@ -90,6 +90,17 @@ class Settings(BaseSettings):
             "within 8 words of each other in a passage, added for the best RAG_FETCH_K passages; 0 turns it off."
         ),
     )
+    bm25_b: float = Field(
+        0.3, ge=0, le=1,
+        description="BM25 length normalization (0: none, 1: full); chunks are of bounded length, so less than BM25's usual 0.75.",
+    )
+    bm25_idf_chunks: int = Field(
+        1000, ge=1,
+        description=(
+            "BM25 word weight is ln(1 + min(chunks, this) / chunks holding the word): past this many chunks, documents "
+            "that do not use a question's words no longer change its keyword ranking."
+        ),
+    )
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant: larger flattens the weight of top ranks.")
     mmr: bool = Field(False, description="Diversify the best RAG_FETCH_K passages with maximal marginal relevance.")
 
@@ -151,7 +162,8 @@ class Settings(BaseSettings):
         ),
     )
     concurrency: int = Field(
-        2, ge=1, description="Questions the chat queue answers at once; the model itself runs one at a time."
+        2, ge=1,
+        description="Questions answered at once by each entry (API, chat queue, widget queue); the local model runs one at a time.",
     )
 
     queue_size: int = Field(

@@ -52,6 +52,7 @@ def test_batch_answers_each_line_and_reports_bad_ones() -> None:
         json.dumps({"question": "What is the population of Shanghai?"}),
         json.dumps({"question": "Who is the chairman of Shui On Group?", "title": "Some other title"}),
         json.dumps({"question": "Who is the chairman of Shui On Group?", "source": "data/" + ARTICLE.name}),
+        json.dumps({"question": "Who is its president?", "history": [{"role": "user", "content": "x" * 999}] * 70}),
     ]
     result = run_cli("app.ask", "--batch", input_text="\n".join(lines) + "\n")
     assert result.returncode == 0, result.stderr
@@ -62,6 +63,7 @@ def test_batch_answers_each_line_and_reports_bad_ones() -> None:
     assert "Zhang Xiang" in out[4]["answer"] and "question" in out[5]["error"]
     assert out[6]["refused"] is True and out[6]["citations"] == []
     assert out[7]["refused"] is True and out[8]["answer"].startswith("Vincent Lo"), "a line's title/source filter"
+    assert "longer than 64 KB" in out[9]["error"]
     assert all(set(o) == KEYS for o in (out[0], out[4], out[6], out[7], out[8]))
     assert all(len(o["error"].splitlines()) == 1 for o in out if "error" in o)
 

@@ -11,7 +11,7 @@ import pytest
 
 from app.chain import AnswerEngine, Citation, combine
 from app.grounding import sub_questions
-from app.retrieval import get_retriever, proximity, tokenize
+from app.retrieval import get_retriever, keyword_index, proximity, tokenize
 from config import ROOT, Settings
 from ingest.pipeline import ingest
 from ingest.squad import write_corpus
@@ -110,6 +110,18 @@ def test_every_fusion_finds_the_document_and_keeps_to_a_filter(engine: AnswerEng
     kept = retriever.invoke("How long is the Rhine?", where={"source": warsaw})
     assert kept and all(p.metadata["source"] == warsaw for p in kept)
     assert retriever.invoke("How long is the Rhine?", where={"source": "no/such.txt"}) == []
+
+
+def test_unrelated_chunks_past_the_idf_cap_leave_keyword_scores_unchanged() -> None:
+    passages = [f"The Rhine is {n} km long and flows past Basel." for n in range(600)] + ["Warsaw lies on the Vistula."] * 600
+    filler = [f"quartz {n} zebra" for n in range(3000)]
+    words = tokenize(["How long is the Rhine at Basel?"])[0]
+
+    def scores(extra: list[str], idf_chunks: int) -> list[float]:
+        return keyword_index(passages + extra, b=0.0, idf_chunks=idf_chunks).get_scores(words)[: len(passages)].tolist()
+
+    assert scores([], 1000) == pytest.approx(scores(filler, 1000), rel=1e-6)  # 1,200 chunks or 4,200: same weights
+    assert scores([], 10**9) != pytest.approx(scores(filler, 10**9), rel=1e-3)  # Lucene's (no cap) move with each chunk
 
 
 def test_proximity_counts_pairs_of_question_words_that_stand_close() -> None:
