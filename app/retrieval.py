@@ -50,7 +50,7 @@ def keyword_index(texts: list[str], b: float, idf_chunks: int) -> Any:
     df hold the word, rather than Lucene's ln(1 + (N - df + 0.5) / (df + 0.5)).
 
     Lucene's weight grows with N for every word, and more for common words than rare ones: 98k chunks of unrelated
-    text re-weighed the SQuAD questions' words against each other and swapped passages ranked 4 to 7 (4 test
+    text re-weighed the SQuAD questions' words against each other and swapped passages ranked 3 to 7 (4 test
     questions lost their gold passage at 100k chunks, 2 gained it). Past `idf_chunks` the weight depends on df
     alone: chunks that do not use a question's words no longer change how its words count. bm25s keeps each word's
     scores (weight x term frequency part) as one column of a sparse matrix, so each column is rescaled.
@@ -280,8 +280,8 @@ def _rrf_scores(rankings: list[list[int]], size: int, rrf_k: int) -> np.ndarray:
 def get_retriever(settings: Settings, k: int | None = None) -> HybridRetriever:
     """The hybrid retriever over the settings' collection, returning `k` passages (default `RAG_TOP_K`)."""
     return HybridRetriever(
-        index=CorpusIndex(open_collection(settings), settings.bm25_b, settings.bm25_idf_chunks), embeddings=get_embeddings(settings), k=k or settings.top_k,
-        fetch_k=settings.fetch_k, fusion=settings.fusion, keyword_weight=settings.keyword_weight,
-        proximity_weight=settings.proximity_weight,
-        rrf_k=settings.rrf_k, mmr=settings.mmr,
+        index=CorpusIndex(open_collection(settings), settings.bm25_b, settings.bm25_idf_chunks),
+        embeddings=get_embeddings(settings), k=k or settings.top_k, fetch_k=settings.fetch_k, fusion=settings.fusion,
+        keyword_weight=settings.keyword_weight, proximity_weight=settings.proximity_weight, rrf_k=settings.rrf_k,
+        mmr=settings.mmr,
     )
