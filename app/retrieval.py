@@ -45,8 +45,8 @@ def tokenize(texts: list[str]) -> list[list[str]]:
     return bm25s.tokenize(texts, stopwords="en_plus", stemmer=Stemmer.Stemmer("english"), return_ids=False, show_progress=False)
 
 
-def keyword_index(texts: list[str], b: float, idf_chunks: int) -> Any:
-    """A BM25 index (bm25s) of these texts whose word weight is ln(1 + min(N, idf_chunks) / df), N chunks of which
+def keyword_index(texts: list[str], b: float, idf_chunks: int) -> Any | None:
+    """A BM25 index (bm25s) of these texts, None when they hold no word but stop words; its word weight is ln(1 + min(N, idf_chunks) / df), N chunks of which
     df hold the word, rather than Lucene's ln(1 + (N - df + 0.5) / (df + 0.5)).
 
     Lucene's weight grows with N for every word, and more for common words than rare ones: 98k chunks of unrelated
@@ -57,15 +57,17 @@ def keyword_index(texts: list[str], b: float, idf_chunks: int) -> Any:
     """
     import bm25s
 
+    tokens = tokenize(texts)
+    if not any(tokens):  # bm25s cannot index a corpus without words
+        return None
     bm25 = bm25s.BM25(method="lucene", b=b)
-    bm25.index(tokenize(texts), show_progress=False)
+    bm25.index(tokens, show_progress=False)
     scores = bm25.scores
     df = np.diff(scores["indptr"])
     chunks = scores["num_docs"]
-    lucene = np.log1p((chunks - df + 0.5) / (df + 0.5))
-    capped = np.log1p(min(chunks, idf_chunks) / np.maximum(df, 1))
-    factor = np.divide(capped, lucene, out=np.zeros_like(capped), where=lucene > 0)
-    scores["data"] = (scores["data"] * np.repeat(factor, df)).astype(scores["data"].dtype)
+    lucene = np.log1p((chunks - df + 0.5) / (df + 0.5))  # what bm25s multiplied in (> 0: 1 <= df <= chunks)
+    capped = np.log1p(min(chunks, idf_chunks) / df)
+    scores["data"] = (scores["data"] * np.repeat(capped / lucene, df)).astype(scores["data"].dtype)
     return bm25
 
 
@@ -133,7 +135,7 @@ class CorpusIndex:
         for doc in docs:
             for short, long in acronyms(doc.page_content).items():
                 self._acronyms.setdefault(short, long)
-        self._bm25 = keyword_index([d.page_content for d in docs], self.bm25_b, self.idf_chunks) if docs else None
+        self._bm25 = keyword_index([d.page_content for d in docs], self.bm25_b, self.idf_chunks)
         self._size = size
 
     def _snapshot(self) -> tuple[list[Document], Any, Any]:
@@ -169,7 +171,7 @@ class CorpusIndex:
             empty = np.zeros(0, dtype=np.float32)
             return docs, empty, empty
         dense = (vectors @ torch.tensor(vector, dtype=torch.bfloat16)).float().numpy()
-        keyword = bm25.get_scores(words) if words else np.zeros(len(docs), dtype=np.float32)
+        keyword = bm25.get_scores(words) if words and bm25 else np.zeros(len(docs), dtype=np.float32)
         if where:
             outside = self._outside_of(docs, where)
             dense[outside] = -np.inf
@@ -208,10 +210,8 @@ class HybridRetriever(BaseRetriever):
     100k (filler of unrelated words), 0.933 -> 0.937 at 100k (filler of the articles' own words); weight and window
     were chosen on the tune split.
 
-    BM25's length normalization b (0.3) and its word-weight cap (`keyword_index`, 1,000 chunks) were chosen on all
-    tune questions at 1.5k / 100k (unrelated filler) / 100k (the articles' own words) chunks: 1,645 / 1,645 / 1,613
-    of 1,721 in the top 5 with Lucene's b 0.75 and no cap, 1,650 / 1,649 / 1,615 with b 0.3, 1,649 / 1,650 / 1,607
-    with b 0.3 and the cap (which trades a little of the stress case for weights that stay put as a corpus grows).
+    BM25's length normalization b and its word-weight cap (`keyword_index`) were chosen on the same tune questions
+    and sizes (README, Measured scaling).
 
     `invoke(query, where={"source": ...})` restricts both rankings to chunks whose metadata match.
     """

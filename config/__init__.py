@@ -98,7 +98,7 @@ class Settings(BaseSettings):
         1000, ge=1,
         description=(
             "BM25 word weight is ln(1 + min(chunks, this) / chunks holding the word): past this many chunks, documents "
-            "that do not use a question's words no longer change its keyword ranking."
+            "that do not use a question's words no longer change how its words are weighed."
         ),
     )
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant: larger flattens the weight of top ranks.")

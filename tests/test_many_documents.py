@@ -121,7 +121,15 @@ def test_unrelated_chunks_past_the_idf_cap_leave_keyword_scores_unchanged() -> N
         return keyword_index(passages + extra, b=0.0, idf_chunks=idf_chunks).get_scores(words)[: len(passages)].tolist()
 
     assert scores([], 1000) == pytest.approx(scores(filler, 1000), rel=1e-6)  # 1,200 chunks or 4,200: same weights
-    assert scores([], 10**9) != pytest.approx(scores(filler, 10**9), rel=1e-3)  # Lucene's (no cap) move with each chunk
+    assert scores([], 10**9) != pytest.approx(scores(filler, 10**9), rel=1e-3)  # uncapped, weights move with each chunk
+
+
+def test_a_store_of_stop_words_only_retrieves_by_meaning(tmp_path: Path) -> None:
+    (tmp_path / "it.txt").write_text("It is what it is, and so it was.\n")
+    settings = Settings(chroma_path=tmp_path / "chroma")
+    ingest([tmp_path / "it.txt"], settings, progress=False)
+    assert keyword_index(["It is what it is."], b=0.3, idf_chunks=1000) is None  # bm25s cannot index no words
+    assert [p.page_content for p in get_retriever(settings, k=1).invoke("What is it?")] == ["It is what it is, and so it was."]
 
 
 def test_proximity_counts_pairs_of_question_words_that_stand_close() -> None:
