@@ -4,11 +4,24 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test browser bench bench-scaling clean
+.PHONY: run test browser nginx bench bench-scaling clean
 
-$(STAMP): requirements.txt
+# llama.cpp compiles for the CPU it is built on unless told otherwise, and greedy answers then differ between machines.
+# It is built for one portable target instead, x86-64-v3 (AVX2, FMA, F16C, BMI2: x86 servers since 2015), so every
+# machine runs the same kernels. The wheel is kept in a folder named by the version and flags: pip's own cache is
+# keyed by the source archive alone and would hand back a wheel built with other flags.
+LLAMA_VERSION := $(shell sed -n 's/^llama-cpp-python==//p' requirements.txt)
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+	-DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF
+LLAMA_WHEELS := $(HOME)/.cache/rag-llama-wheels/$(shell echo '$(LLAMA_VERSION) $(LLAMA_CMAKE_ARGS)' | md5sum | cut -c1-12)
+
+$(STAMP): requirements.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip wheel --quiet --no-deps --no-cache-dir -w $(LLAMA_WHEELS) \
+	  llama-cpp-python==$(LLAMA_VERSION)
+	$(PY) -m pip install --quiet --force-reinstall --no-deps $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
@@ -21,7 +34,13 @@ browser:
 	  echo "Installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-dejavu-core >/dev/null; }
 
-test: $(STAMP) browser
+# The reverse-proxy test puts Debian's nginx (TLS) in front of the app; install it when missing.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || { \
+	  echo "Installing Debian's nginx for the reverse-proxy test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
+
+test: $(STAMP) browser nginx
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

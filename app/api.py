@@ -16,11 +16,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.chain import Answer, AnswerEngine, QuestionError, Turn
+from app.errors import error_id_of, report_bug
+from app.llm import LLMUnavailable
 from config import Settings
-from vectorstore import StoreError, open_collection
+from vectorstore import StoreError, is_outage, open_collection
 
 MAX_BODY_BYTES = 64 * 1024
 """Largest request body accepted by the API; a question is at most RAG_MAX_QUESTION_CHARS characters."""
@@ -69,12 +72,30 @@ RETRY_AFTER_S = 5
 """Retry-After (seconds) on 503: about the time a full queue of the embedded model takes to move on."""
 
 
+class ForwardedHeaders(ProxyHeadersMiddleware):
+    """uvicorn's X-Forwarded-Proto and X-Forwarded-For handling for RAG_TRUSTED_PROXIES, plus X-Forwarded-Host.
+
+    uvicorn leaves X-Forwarded-Host out; behind a proxy that sends its upstream's address as `Host`, the public host
+    is only in that header. A peer not in RAG_TRUSTED_PROXIES changes nothing with any of them.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] in ("http", "websocket") and client and client[0] in self.trusted_hosts:
+            forwarded = dict(scope["headers"]).get(b"x-forwarded-host")
+            if forwarded:  # a list when proxies append: the last value is the trusted peer's own
+                host = forwarded.split(b",")[-1].strip()
+                scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"host"] + [(b"host", host)]
+        await super().__call__(scope, receive, send)
+
+
 class Guard(BaseHTTPMiddleware):
     """What every request passes before it reaches the API or the chat.
 
     - Origin allow-list: browsers of origins not in RAG_ALLOWED_ORIGINS may neither frame the app (CSP
       `frame-ancestors` on every response) nor call it (403 for a foreign `Origin`), even through endpoints whose
-      CORS answers they would not read. Allowed origins get CORS headers (see `create_api`).
+      CORS answers they would not read. Allowed origins get CORS headers (see `create_api`). The app's own origin
+      is the request's `scheme://host` (as forwarded by a trusted proxy, see `ForwardedHeaders`) and RAG_PUBLIC_URL.
     - Body size: 413 over 64 KB on the API.
     - RAG_API_TOKEN: `POST /api/ask` needs the bearer token (401). The chat queues stay open to browsers of allowed
       origins (a browser always sends `Origin` with a POST); callers without a browser origin need the token there too.
@@ -91,6 +112,7 @@ class Guard(BaseHTTPMiddleware):
         from limits.strategies import MovingWindowRateLimiter
 
         self.allowed = settings.allowed_origins
+        self.public = settings.public_url
         self.frame_ancestors = " ".join(["'self'", *self.allowed])
         self.bearer = f"Bearer {settings.api_token.get_secret_value()}".encode() if settings.api_token else None
         self.rates = parse_many(settings.rate_limit) if settings.rate_limit else []
@@ -101,7 +123,7 @@ class Guard(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: Any) -> Any:
         origin = request.headers.get("origin")
         own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        if origin and origin != own and origin not in self.allowed and origin != "null":
+        if origin and origin not in (own, self.public) and origin not in self.allowed and origin != "null":
             return JSONResponse({"error": f"Origin {origin} is not allowed; add it to RAG_ALLOWED_ORIGINS."}, 403)
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > MAX_BODY_BYTES and request.url.path.startswith("/api/"):
@@ -164,6 +186,8 @@ def create_api(engine: AnswerEngine, settings: Settings) -> FastAPI:
         allow_headers=["Content-Type", "Authorization"], max_age=600,
     )
     api.add_middleware(Guard, settings=settings)
+    # Outermost, so the guard and the rate limit see the scheme, host and client the trusted proxy forwarded.
+    api.add_middleware(ForwardedHeaders, trusted_hosts=settings.trusted_proxies)
     answering = CapacityLimiter(settings.concurrency)  # as many at once as the chat queue: waiting requests hold no thread
 
     @api.exception_handler(HTTPException)
@@ -186,17 +210,21 @@ def create_api(engine: AnswerEngine, settings: Settings) -> FastAPI:
         message = "The request body must be a JSON object with a 'question'." if not field else f"{field}: {problem['msg']}."
         return JSONResponse({"error": message}, 422)
 
-    @api.post("/api/ask", response_model=Answer, responses={400: {}, 413: {}, 422: {}, 503: {}}, max_body_size=MAX_BODY_BYTES)
+    @api.post("/api/ask", response_model=Answer, responses={400: {}, 413: {}, 422: {}, 500: {}, 503: {}}, max_body_size=MAX_BODY_BYTES)
     async def ask(request: AskRequest) -> Any:
         """Answer a question (with optional history); the same JSON as `python -m app.ask --json`."""
         try:
             return await to_thread.run_sync(engine.ask, request.question, request.history, request.where(), limiter=answering)
         except QuestionError as err:
             return JSONResponse({"error": str(err)}, 422)
-        except StoreError as err:
-            return JSONResponse({"error": str(err)}, 503, headers={"Retry-After": "5"})
-        except Exception as err:  # noqa: BLE001 - a failing model is a 503 for the client, not a 500
-            return JSONResponse({"error": f"The answer service is unavailable ({err.__class__.__name__})."}, 503)
+        except (StoreError, LLMUnavailable) as err:
+            return JSONResponse({"error": str(err)}, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
+        except Exception as err:  # noqa: BLE001 - an outage is a 503; anything else is a bug, logged under an id
+            if is_outage(err):
+                message = f"The answer service is unavailable ({err.__class__.__name__}); try again shortly."
+                return JSONResponse({"error": message}, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
+            message = report_bug(err)
+            return JSONResponse({"error": message, "error_id": error_id_of(message)}, 500)
 
     @api.get("/api/health", response_model=Health, responses={503: {"model": Health}})
     def health() -> Any:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from app.api import MAX_BODY_BYTES, AskRequest, metadata_filter
 from app.chain import Answer, AnswerEngine, QuestionError
+from app.errors import report_bug
 from app.llm import LLMUnavailable
 from app.service import build_engine
 from config import load_settings
@@ -47,6 +48,8 @@ def run_batch(engine: AnswerEngine, lines: Iterable[str | bytes], out: TextIO, w
             result = {"error": f"line {number}: {field + ': ' if field else ''}{problem['msg']}"}
         except (QuestionError, StoreError) as err:
             result = {"error": f"line {number}: {err}"}
+        except Exception as err:  # noqa: BLE001 - a bug in one line is logged with its id; the batch goes on
+            result = {"error": f"line {number}: {report_bug(err)}"}
         failures += "error" in result
         out.write(json.dumps(result, ensure_ascii=False) + "\n")
         out.flush()
@@ -74,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         answer = engine.ask(args.question, (), where)
     except (StoreError, LLMUnavailable, QuestionError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:  # noqa: BLE001 - a bug: its traceback goes to the log (stderr) under an id
+        print(f"error: {report_bug(err)}", file=sys.stderr)
         return 1
     print(answer.model_dump_json() if args.json else format_answer(answer))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -21,7 +21,7 @@ from app.retrieval import get_retriever
 from config import Settings
 from ingest.loaders import UNPRINTABLE
 from prompts import CHAT_MODEL_PREFIX, EXTRACT_ANSWER, EXTRACT_STOP, REFUSAL
-from vectorstore import StoreError, get_embeddings
+from vectorstore import StoreError, get_embeddings, is_outage
 
 
 class Turn(BaseModel):
@@ -49,6 +49,12 @@ class Answer(BaseModel):
     refused: bool
     citations: list[Citation]
     timings: Timings
+
+
+class Progress(BaseModel):
+    """A stage the answer has reached; streamed before the checked `Answer` so a UI can show progress."""
+
+    stage: Literal["retrieving", "reading", "checking"]
 
 
 class QuestionError(ValueError):
@@ -113,8 +119,9 @@ class AnswerEngine:
 
     def stream(
         self, question: str, history: Sequence[Turn | dict[str, str]] = (), where: dict[str, str] | None = None
-    ) -> Iterator[str | Answer]:
-        """Yield the model's candidate tokens as they come, then the checked `Answer` (which may differ or refuse).
+    ) -> Iterator[Progress | Answer]:
+        """Yield `Progress` stages, then the checked `Answer`. Unchecked model text is never yielded: a 270M base
+        model invents figures, and a draft on screen, even for a second, would show them.
 
         A message asking several things ("How long is the Rhine and who chairs Shui On Group?") is answered part by
         part, each part with its own retrieval and citation. A question that names no subject and is answered about
@@ -122,6 +129,7 @@ class AnswerEngine:
         """
         question = grounding.question_proper(self.validate(question))
         started = time.perf_counter()
+        yield Progress(stage="retrieving")
         parts = grounding.sub_questions(question)
         results: list[tuple[str, str, bool, list[Citation]]] = []
         retrieve_s = 0.0
@@ -130,14 +138,12 @@ class AnswerEngine:
             query, passages = self._retrieve(standalone_question(part, history), where)
             retrieve_s += time.perf_counter() - t0
             ranked = self._rank(query, [s for s in grounding.split_sentences(passages) if not grounding.is_instruction(s.text)])
-            if results:
-                yield "\n"  # the drafts of the parts on lines of their own, as their answers will be
-            answer, refused, cited = yield from self._answer(part, query, passages, self._attempts(ranked, passages))
+            yield Progress(stage="reading")
+            answer, refused, cited = self._answer(part, query, passages, self._attempts(ranked, passages))
             results.append((part, answer, refused, cited))
             if len(parts) == 1 and not refused and not grounding.names_in(query):
                 for title, others in self._other_documents(passages, ranked, cited[0].source):
-                    yield "\n"
-                    answer, refused, cited = yield from self._answer(part, query, passages, [others])
+                    answer, refused, cited = self._answer(part, query, passages, [others])
                     if not refused:
                         results.append((f"{title}:", answer, refused, cited))
                 if len(results) > 1:  # several documents answer: each answer labelled with its document
@@ -156,15 +162,17 @@ class AnswerEngine:
         try:
             query = self.retriever.index.expand(question)
             return query, self.retriever.invoke(query, where=where)
-        except Exception as err:  # noqa: BLE001 - a Chroma server that went away raises transport errors of all kinds
+        except Exception as err:
+            if not is_outage(err):  # a bug is not an outage: it goes up with its traceback
+                raise
             raise StoreError(
                 f"The document store cannot be reached ({err.__class__.__name__}); answers resume when it is back."
             ) from None
 
     def _answer(
         self, question: str, query: str, passages: list[Document], attempts: list[list[tuple[grounding.Sentence, float]]]
-    ) -> Generator[str, None, tuple[str, bool, list[Citation]]]:
-        """Ask the model on the best passage of each attempt until one grounded answer; yield its tokens."""
+    ) -> tuple[str, bool, list[Citation]]:
+        """Ask the model on the best passage of each attempt until one grounded answer."""
         answer, refused, cited = REFUSAL, True, []
         deadline = None if self.settings.llm == "local" else self.settings.llm_timeout  # local: waits for its turn
         for attempt in attempts:
@@ -174,7 +182,6 @@ class AnswerEngine:
                 try:
                     for token in stream_within(self.extract, {"passage": context, "question": question}, deadline):
                         raw += token
-                        yield token
                 except Exception:  # noqa: BLE001 - a remote model that fails or times out leaves the extractive answer
                     raw = ""
             answer, refused, cited = self._ground(question, query, raw, passages, attempt)

@@ -19,7 +19,7 @@ from pydantic import ConfigDict
 
 from app.grounding import acronyms
 from config import Settings
-from vectorstore import get_embeddings, open_collection
+from vectorstore import change_stamp, get_embeddings, open_collection
 
 
 PAGE = 5000
@@ -32,8 +32,8 @@ PROXIMITY_WINDOW = 8
 """Two words of the question count as near each other in a passage when at most this many content words apart."""
 
 CHECK_SECONDS = 2.0
-"""How often the index asks the store whether its size changed: a `count()` costs about 10 ms at 100k chunks, and
-asking on every question made it the largest part of retrieval time."""
+"""How often the index asks the store whether it changed (its size and its change stamp): a `count()` costs about
+10 ms at 100k chunks, and asking on every question made it the largest part of retrieval time."""
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
@@ -87,7 +87,8 @@ def proximity(query: list[str], passage: list[str], window: int = PROXIMITY_WIND
 class CorpusIndex:
     """Every chunk of the collection in memory: text and metadata, a BM25 index and the embedding Chroma stores.
 
-    Rebuilt when the collection's size changes (checked every `CHECK_SECONDS`). Dense search is exhaustive, a
+    Rebuilt when the collection's size or change stamp changes (checked every `CHECK_SECONDS`): an ingest that
+    edits a document often keeps the size, and every ingest that writes or deletes renews the stamp. Dense search is exhaustive, a
     matrix product over all embeddings, because Chroma's HNSW index loses the few passages of a topic among many
     unlike chunks: on the 100k-chunk benchmark store a SQuAD chunk's own embedding found that chunk in its top 5
     for 31% of chunks (chroma-core/chroma#2250 reports the same). The embeddings are kept as bfloat16 torch
@@ -95,12 +96,14 @@ class CorpusIndex:
     also uses (numpy's OpenBLAS threads spinning beside torch's tripled the query time), in 8 ms at 100k chunks.
     """
 
-    def __init__(self, collection: Any, bm25_b: float, idf_chunks: int) -> None:
+    def __init__(self, collection: Any, embeddings: Embeddings, bm25_b: float, idf_chunks: int) -> None:
         self.collection = collection
+        self.embeddings = embeddings
         self.bm25_b = bm25_b
         self.idf_chunks = idf_chunks
         self._lock = threading.Lock()
         self._size = -1
+        self._stamp = ""
         self._checked = 0.0
         self._bm25: Any = None
         self._docs: list[Document] = []
@@ -114,21 +117,14 @@ class CorpusIndex:
 
         if self._size >= 0 and time.monotonic() - self._checked < CHECK_SECONDS:
             return
+        stamp = change_stamp(self.collection)
         size = self.collection.count()
         self._checked = time.monotonic()
-        if size == self._size:
+        if size == self._size and stamp == self._stamp:
             return
-        docs: list[Document] = []
-        vectors = []
-        for offset in range(0, size, PAGE):  # paged: one get() of 100k chunks exceeds SQLite's variable limit
-            got = self.collection.get(include=["documents", "metadatas", "embeddings"], limit=PAGE, offset=offset)
-            docs.extend(
-                Document(page_content=text, metadata=dict(meta), id=chunk_id)
-                for chunk_id, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
-            )
-            vectors.append(np.asarray(got["embeddings"], dtype=np.float32).reshape(len(got["ids"]), -1))
+        docs, vectors = self._load(size)
         self._docs = docs
-        self._vectors = torch.from_numpy(np.concatenate(vectors)).to(torch.bfloat16) if vectors else None
+        self._vectors = torch.from_numpy(vectors).to(torch.bfloat16) if len(docs) else None
         self._by_id = {d.id: d for d in docs}
         self._outside = {}
         self._acronyms = {}
@@ -136,7 +132,56 @@ class CorpusIndex:
             for short, long in acronyms(doc.page_content).items():
                 self._acronyms.setdefault(short, long)
         self._bm25 = keyword_index([d.page_content for d in docs], self.bm25_b, self.idf_chunks)
-        self._size = size
+        self._size, self._stamp = size, stamp
+
+    def _load(self, size: int) -> tuple[list[Document], np.ndarray]:
+        """Every chunk and its embedding (float32 rows). The first load reads the embeddings Chroma stores; a reload
+        keeps those of chunks it already holds and fetches only the new chunks' ones."""
+        from chromadb.errors import InternalError
+
+        if self._vectors is None:
+            try:
+                return self._read(size, with_embeddings=True)
+            except InternalError:  # written by another process since this one opened the store: see below
+                pass
+        docs, _ = self._read(size, with_embeddings=False)
+        held = {d.id: row for row, d in enumerate(self._docs)} if self._vectors is not None else {}
+        kept = [(i, held[d.id]) for i, d in enumerate(docs) if d.id in held]
+        new = [i for i, d in enumerate(docs) if d.id not in held]
+        vectors = np.zeros((len(docs), self.embeddings.dimension), dtype=np.float32)
+        if kept:
+            vectors[[i for i, _ in kept]] = self._vectors[[row for _, row in kept]].float().numpy()
+        for start in range(0, len(new), PAGE):
+            batch = [docs[i] for i in new[start : start + PAGE]]
+            try:
+                got = self.collection.get(ids=[d.id for d in batch], include=["embeddings"])
+                by_id = dict(zip(got["ids"], np.asarray(got["embeddings"], dtype=np.float32), strict=True))
+                fetched = np.stack([by_id[d.id] for d in batch])
+            except InternalError:
+                # Chroma's embedded mode keeps its vector index per process: chunks that another process wrote to a
+                # local store (`python -m ingest` beside a running app) have no embedding here ("Error finding id").
+                # They are embedded again with the model that embedded them (the collection records it).
+                fetched = np.asarray(self.embeddings.embed_documents([d.page_content for d in batch]), dtype=np.float32)
+            vectors[new[start : start + PAGE]] = fetched
+        return docs, vectors
+
+    def _read(self, size: int, with_embeddings: bool) -> tuple[list[Document], np.ndarray | None]:
+        """The store's chunks, paged (one get() of 100k chunks exceeds SQLite's variable limit), and their stored
+        embeddings when asked."""
+        docs: list[Document] = []
+        pages = []
+        include = ["documents", "metadatas", *(["embeddings"] if with_embeddings else [])]
+        for offset in range(0, size, PAGE):
+            got = self.collection.get(include=include, limit=PAGE, offset=offset)
+            docs.extend(
+                Document(page_content=text, metadata=dict(meta), id=chunk_id)
+                for chunk_id, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+            )
+            if with_embeddings:
+                pages.append(np.asarray(got["embeddings"], dtype=np.float32).reshape(len(got["ids"]), -1))
+        if not with_embeddings:
+            return docs, None
+        return docs, np.concatenate(pages) if pages else np.zeros((0, self.embeddings.dimension), dtype=np.float32)
 
     def _snapshot(self) -> tuple[list[Document], Any, Any]:
         with self._lock:
@@ -280,7 +325,7 @@ def _rrf_scores(rankings: list[list[int]], size: int, rrf_k: int) -> np.ndarray:
 def get_retriever(settings: Settings, k: int | None = None) -> HybridRetriever:
     """The hybrid retriever over the settings' collection, returning `k` passages (default `RAG_TOP_K`)."""
     return HybridRetriever(
-        index=CorpusIndex(open_collection(settings), settings.bm25_b, settings.bm25_idf_chunks),
+        index=CorpusIndex(open_collection(settings), get_embeddings(settings), settings.bm25_b, settings.bm25_idf_chunks),
         embeddings=get_embeddings(settings), k=k or settings.top_k, fetch_k=settings.fetch_k, fusion=settings.fusion,
         keyword_weight=settings.keyword_weight, proximity_weight=settings.proximity_weight, rrf_k=settings.rrf_k,
         mmr=settings.mmr,

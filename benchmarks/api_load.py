@@ -10,7 +10,6 @@ import argparse
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,33 +20,20 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.servers import ARTICLE, ROOT, AppServer  # noqa: E402
+
 GOLD = ROOT / "tests" / "gold" / "article.jsonl"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_app(tmp: Path) -> tuple[subprocess.Popen, str]:
     """`python -m app` on a free localhost port with a store in `tmp` (the bundled article); its log in tmp/app.log."""
-    port = free_port()
-    env = {**os.environ, "RAG_CHROMA_PATH": str(tmp / "chroma"), "RAG_PORT": str(port), "RAG_HOST": "127.0.0.1"}
-    log = (tmp / "app.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise SystemExit(f"the app did not start: {(tmp / 'app.log').read_text()[-2000:]}")
+    try:
+        server = AppServer(tmp, documents={ARTICLE.name: ARTICLE.read_text(encoding="utf-8")})
+    except RuntimeError as err:
+        raise SystemExit(str(err)) from None
+    return server.process, server.url
 
 
 def run_level(url: str, clients: int, seconds: float, questions: list[dict]) -> dict:

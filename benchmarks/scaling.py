@@ -40,30 +40,16 @@ from ingest.chunking import split_document  # noqa: E402
 from ingest.loaders import load_document, source_id_for  # noqa: E402
 from ingest.pipeline import ingest  # noqa: E402
 from ingest.squad import article_text, load_articles, write_corpus  # noqa: E402
+from tests.servers import free_port, wait_until_ok  # noqa: E402
 from vectorstore import get_embeddings, open_collection  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "evaldata" / "squad2-dev-20-articles.json"
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_ok(url: str, seconds: float) -> None:
     """Poll `url` until it answers 200; give up after `seconds`."""
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise SystemExit(f"{url} did not answer within {seconds:.0f} s")
+    if not wait_until_ok(url, seconds):
+        raise SystemExit(f"{url} did not answer within {seconds:.0f} s")
 
 
 def write_filler(folder: Path, chunks: int, words: tuple[list[str], list[int] | None], seed: int, prefix: str) -> None:

@@ -6,9 +6,11 @@ because those switches must be set before the libraries that read them are impor
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -161,6 +163,20 @@ class Settings(BaseSettings):
             "browser; enforced with CORS and Content-Security-Policy frame-ancestors. Empty: same origin only."
         ),
     )
+    public_url: str | None = Field(
+        None,
+        description=(
+            "The origin users reach the app at (e.g. https://qa.example.org behind a reverse proxy); browser "
+            "requests from it count as the app's own. A path is ignored."
+        ),
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated IP addresses or networks (CIDR) of reverse proxies, or '*', whose X-Forwarded-Proto, "
+            "X-Forwarded-Host and X-Forwarded-For headers are honoured. Empty: those headers are ignored."
+        ),
+    )
     concurrency: int = Field(
         2, ge=1,
         description="Questions answered at once by each entry (API, chat queue, widget queue); the local model runs one at a time.",
@@ -200,12 +216,38 @@ class Settings(BaseSettings):
                 raise ValueError(f"{value!r} is not a rate such as '30/minute'") from None
         return value.strip()
 
-    @field_validator("allowed_origins", mode="before")
+    @field_validator("allowed_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            try:
+                if proxy != "*":
+                    ipaddress.ip_network(proxy)  # as uvicorn reads it: no host bits in a network
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an IP address, a network such as '10.0.0.0/8', or '*'") from None
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        """Reduce the URL to the origin a browser sends (`scheme://host[:port]`, default port left out)."""
+        if not value or not value.strip():
+            return None
+        url = urlsplit(value.strip())
+        try:
+            bad_port = url.port is None and url.netloc.endswith(":")
+        except ValueError:  # not a number from 0 to 65535
+            bad_port = True
+        if url.scheme not in ("http", "https") or not url.hostname or bad_port or "@" in url.netloc:
+            raise ValueError(f"{value!r} is not an origin such as 'https://qa.example.org' (scheme://host[:port])")
+        return f"{url.scheme}://{url.netloc.lower().removesuffix({'http': ':80', 'https': ':443'}[url.scheme])}"
 
 
 def load_settings(**overrides: object) -> Settings:

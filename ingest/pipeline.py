@@ -12,7 +12,7 @@ from langchain_core.documents import Document
 from config import ROOT, Settings
 from ingest.chunking import split_document
 from ingest.loaders import SUPPORTED_SUFFIXES, LoadError, load_document, source_id_for
-from vectorstore import explain_write_failures, get_embeddings, open_collection, reset_collection, writer_lock
+from vectorstore import explain_write_failures, get_embeddings, mark_changed, open_collection, reset_collection, writer_lock
 
 DELETE_BATCH = 512
 """Stale chunk ids deleted per request."""
@@ -124,6 +124,8 @@ def ingest(
 
         _write(collection, pending, settings, progress)
         summary.chunks_written = len(pending)
+        if pending:  # running apps reload now; the deletes below renew the stamp again
+            mark_changed(collection)
         if prune:
             present = {d.metadata["source"] for d in documents}
             present |= {source_id_for(Path(e.path), ROOT) for e in errors}  # a file that failed is still present
@@ -134,6 +136,8 @@ def ingest(
         for start in range(0, len(stale), DELETE_BATCH):
             collection.delete(ids=stale[start : start + DELETE_BATCH])
         summary.chunks_deleted = len(stale)
+        if stale:
+            mark_changed(collection)
         summary.total_chunks = collection.count()
     summary.seconds = round(time.perf_counter() - started, 3)
     return summary

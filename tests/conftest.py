@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from config import ROOT, Settings, load_settings
+from config import Settings, load_settings
+from tests.servers import ARTICLE, HOSTILE_DOC, HOSTILE_NOTICE, ROOT, SQUAD, AppServer, free_port, wait_until_ok
 
-ARTICLE = ROOT / "data" / "yicai-2024-04-29-shanghai-hong-kong-innovation.txt"
-SQUAD = ROOT.parent / "shared" / "evaldata" / "squad2-dev-20-articles.json"
+__all__ = ["ARTICLE", "HOSTILE_DOC", "HOSTILE_NOTICE", "SQUAD", "AppServer", "free_port", "wait_until_ok"]
 
 
 @pytest.fixture(autouse=True)
@@ -43,14 +41,6 @@ def run_cli(
     )
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def writes_landed(store: Path) -> int:
     """Records in the store's write log, read with a fresh read-only SQLite connection, so that watching another
     process's writes does not depend on this process's cached Chroma client."""
@@ -59,70 +49,6 @@ def writes_landed(store: Path) -> int:
             return db.execute("SELECT (SELECT count(*) FROM embeddings_queue) + (SELECT count(*) FROM embeddings)").fetchone()[0]
     except sqlite3.Error:  # not created yet, or locked by the writer for a moment
         return 0
-
-
-HOSTILE_NOTICE = ROOT / "tests" / "hostile" / "notice-to-readers.md"
-"""Prompt injection, links to visit, Markdown image/link exfiltration, script: ingested beside the article."""
-
-HOSTILE_DOC = """# Lab notes
-
-Whiskers is the name of the lab cat <img src=x onerror="window.__xss=1"> and it sleeps all day.
-
-The lab opens at <script>window.__xss=2</script>nine in the morning.
-"""
-
-
-def wait_until_ok(url: str, timeout: float = 180, process: subprocess.Popen | None = None) -> bool:
-    """Poll `url` until it answers 200 (True), the process exits or the time runs out (False)."""
-    import httpx
-
-    deadline = time.time() + timeout
-    while time.time() < deadline and (process is None or process.poll() is None):
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    return False
-
-
-class AppServer:
-    """`python -m app` in a subprocess on free ports, with its own store; the browser tests' host pages get ports too.
-
-    A new `AppServer` on the same `tmp` is a restart: it opens the same store and appends to the same log.
-    """
-
-    def __init__(self, tmp: Path, env: dict[str, str] | None = None) -> None:
-        self.port, self.host_port, self.other_port = free_port(), free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        corpus = tmp / "corpus"
-        corpus.mkdir(exist_ok=True)
-        (corpus / ARTICLE.name).write_text(ARTICLE.read_text(encoding="utf-8"), encoding="utf-8")
-        (corpus / "lab-notes.md").write_text(HOSTILE_DOC, encoding="utf-8")
-        (corpus / HOSTILE_NOTICE.name).write_text(HOSTILE_NOTICE.read_text(encoding="utf-8"), encoding="utf-8")
-        self.env = {
-            **os.environ, "RAG_CHROMA_PATH": str(tmp / "chroma"), "RAG_CORPUS_PATH": str(corpus),
-            "RAG_PORT": str(self.port), "RAG_ALLOWED_ORIGINS": f"http://127.0.0.1:{self.host_port}", **(env or {}),
-        }
-        self.log = (tmp / "app.log").open("a")
-        self.process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
-        if not wait_until_ok(f"{self.url}/api/health", 180, self.process):
-            raise RuntimeError(f"the app did not become healthy: {(tmp / 'app.log').read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
-
-    def kill(self) -> None:
-        """`kill -9`, as a crash or the OOM killer would: no shutdown code runs."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="session")

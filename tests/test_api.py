@@ -1,24 +1,45 @@
-"""The HTTP API of the running app (`python -m app` on a free port), over real HTTP."""
+"""The HTTP API. Behaviour of the routes runs in-process (FastAPI's TestClient over the whole app, real engine and
+store); what needs a process boundary (the app as users start it, gradio_client) runs against `python -m app`."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import httpx
 import pytest
 from starlette.testclient import TestClient
 
 from app.api import create_api
+from app.chain import AnswerEngine
+from config import load_settings
+from ingest.pipeline import ingest
 from tests.conftest import ARTICLE, AppServer
 
 KEYS = {"answer", "refused", "citations", "timings"}
+ALLOWED = "http://127.0.0.1:8123"
 
 
-def post(server: AppServer, body: object | None = None, content: bytes | None = None, **headers: str) -> httpx.Response:
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The whole app (API, chat, widget) in-process over a store holding the article."""
+    from app.ui.web import create_app
+
+    settings = load_settings(chroma_path=tmp_path_factory.mktemp("api") / "chroma", allowed_origins=[ALLOWED])
+    ingest([ARTICLE], settings, progress=False)
+    engine = AnswerEngine(settings)
+    engine.warm_up()
+    with TestClient(create_app(engine, settings)) as client:
+        yield client
+
+
+def post(client: TestClient, body: object | None = None, content: bytes | None = None, **headers: str) -> httpx.Response:
     kwargs = {"json": body} if content is None else {"content": content, "headers": {"Content-Type": "application/json"}}
     if headers:
         kwargs.setdefault("headers", {}).update(headers)
-    return httpx.post(f"{server.url}/api/ask", timeout=60, **kwargs)
+    return client.post("/api/ask", **kwargs)
 
 
+@pytest.mark.slow
 def test_health_reports_the_corpus(app_server: AppServer) -> None:
     response = httpx.get(f"{app_server.url}/api/health")
     assert response.status_code == 200
@@ -27,8 +48,12 @@ def test_health_reports_the_corpus(app_server: AppServer) -> None:
     assert body["embedding_model"] == "all-MiniLM-L6-v2"
 
 
+@pytest.mark.slow
 def test_ask_returns_the_cli_json(app_server: AppServer) -> None:
-    response = post(app_server, {"question": "Who is the director of the Shanghai Municipal Science and Technology Commission?"})
+    response = httpx.post(
+        f"{app_server.url}/api/ask", json={"question": "Who is the director of the Shanghai Municipal Science and Technology Commission?"},
+        timeout=60,
+    )
     assert response.status_code == 200
     answer = response.json()
     assert set(answer) == KEYS and answer["answer"].startswith("Luo Dajin") and not answer["refused"]
@@ -36,10 +61,13 @@ def test_ask_returns_the_cli_json(app_server: AppServer) -> None:
     assert ARTICLE.read_text(encoding="utf-8")[citation["start"] : citation["end"]] == citation["quote"]
 
 
-def test_ask_follows_history(app_server: AppServer) -> None:
+def test_ask_follows_history(client: TestClient) -> None:
+    """The follow-up is answered from the passage the conversation points to: its citation is the meetings sentence.
+    Which words of that sentence the model picks may differ between llama.cpp builds, so they are not pinned here
+    (the accuracy suites judge the model over many questions)."""
     history = [{"role": "user", "content": "Who is the chairman of Shui On Group?"}, {"role": "assistant", "content": "Vincent Lo [1]"}]
-    answer = post(app_server, {"question": "What did he say should be held regularly?", "history": history}).json()
-    assert "meetings" in answer["answer"].lower()
+    answer = post(client, {"question": "What did he say should be held regularly?", "history": history}).json()
+    assert not answer["refused"] and "Regular Shanghai-Hong Kong meetings" in answer["citations"][0]["quote"]
 
 
 @pytest.mark.parametrize(
@@ -56,28 +84,28 @@ def test_ask_follows_history(app_server: AppServer) -> None:
         (None, b'{"question": "' + b"y" * 100_000 + b'"}', 413, "over 64 KB"),
     ],
 )
-def test_bad_requests_get_a_clear_4xx(app_server: AppServer, body: object, content: bytes | None, status: int, message: str) -> None:
-    response = post(app_server, body, content)
+def test_bad_requests_get_a_clear_4xx(client: TestClient, body: object, content: bytes | None, status: int, message: str) -> None:
+    response = post(client, body, content)
     assert response.status_code == status
     assert message in response.json()["error"] and "Traceback" not in response.text
 
 
-def test_openapi_documents_the_routes(app_server: AppServer) -> None:
-    spec = httpx.get(f"{app_server.url}/openapi.json").json()
+def test_openapi_documents_the_routes(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
     assert "/api/ask" in spec["paths"] and "/api/health" in spec["paths"]
-    assert httpx.get(f"{app_server.url}/docs").status_code == 200
+    assert client.get("/docs").status_code == 200
 
 
-def test_origins_not_allowed_are_refused(app_server: AppServer) -> None:
-    allowed = f"http://127.0.0.1:{app_server.host_port}"
-    ok = post(app_server, {"question": "Who is the chairman of Shui On Group?"}, Origin=allowed)
-    assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == allowed
-    refused = post(app_server, {"question": "Who is the chairman of Shui On Group?"}, Origin="http://127.0.0.1:1")
+def test_origins_not_allowed_are_refused(client: TestClient) -> None:
+    ok = post(client, {"question": "Who is the chairman of Shui On Group?"}, Origin=ALLOWED)
+    assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == ALLOWED
+    refused = post(client, {"question": "Who is the chairman of Shui On Group?"}, Origin="http://127.0.0.1:1")
     assert refused.status_code == 403 and "RAG_ALLOWED_ORIGINS" in refused.json()["error"]
-    page = httpx.get(f"{app_server.url}/widget/")
-    assert page.headers["content-security-policy"] == f"frame-ancestors 'self' {allowed}"
+    page = client.get("/widget/")
+    assert page.headers["content-security-policy"] == f"frame-ancestors 'self' {ALLOWED}"
 
 
+@pytest.mark.slow
 def test_gradio_api_through_gradio_client(app_server: AppServer) -> None:
     from gradio_client import Client
 
@@ -100,8 +128,8 @@ def test_gradio_api_through_gradio_client(app_server: AppServer) -> None:
         "/gradio_api/assets/..%2f..%2f..%2fetc%2fpasswd",
     ],
 )
-def test_file_routes_refuse_path_traversal(app_server: AppServer, path: str) -> None:
-    response = httpx.get(app_server.url + path)
+def test_file_routes_refuse_path_traversal(client: TestClient, path: str) -> None:
+    response = client.get(path)
     assert response.status_code in (400, 403, 404, 405), response.status_code
     assert "root:" not in response.text and "BaseSettings" not in response.text
 

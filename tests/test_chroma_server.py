@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,3 +166,33 @@ def test_server_outage_gives_clear_errors_and_the_app_recovers(server: ChromaSer
     wait_healthy(url, timeout=60)
     answer = httpx.post(f"{url}/api/ask", json={"question": "Who is the chairman of Shui On Group?"}, timeout=60)
     assert answer.status_code == 200 and "Vincent Lo" in answer.json()["answer"]
+
+
+def test_both_apps_answer_from_a_document_edited_through_the_server(server: ChromaServer, two_apps: list[str], tmp_path: Path) -> None:
+    """Each app process keeps every chunk in memory; an edit that keeps the chunk count must reach both."""
+    document = tmp_path / "northbridge.md"
+    document.write_text("# Northbridge\n\nThe president of Northbridge University is Alma Reyes, the board said.\n", encoding="utf-8")
+    assert run_cli("ingest", "--quiet", str(document), env=server.env).returncode == 0
+    question = {"question": "Who is the president of Northbridge University?"}
+    for url in two_apps:
+        assert wait_for_answer(url, question, "Alma Reyes", 10)
+    document.write_text(document.read_text(encoding="utf-8").replace("Alma Reyes", "Bruno Keller"), encoding="utf-8")
+    run = run_cli("ingest", "--json", "--quiet", str(document), env=server.env)
+    summary = json.loads(run.stdout)
+    assert summary["updated"] == 1 and summary["chunks_written"] == summary["chunks_deleted"] == 1
+    text = document.read_text(encoding="utf-8")
+    for url in two_apps:
+        answer = wait_for_answer(url, question, "Bruno Keller", 10)
+        assert answer, f"{url} still answers from the old text"
+        assert all(text[c["start"] : c["end"]] == c["quote"] for c in answer["citations"])
+
+
+def wait_for_answer(url: str, body: dict, wanted: str, seconds: float) -> dict | None:
+    """The first answer holding `wanted` within `seconds`, else None."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        answer = httpx.post(f"{url}/api/ask", json=body, timeout=60).json()
+        if wanted in answer.get("answer", ""):
+            return answer
+        time.sleep(0.5)
+    return None

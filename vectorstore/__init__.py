@@ -28,6 +28,18 @@ class StoreError(Exception):
     """The store cannot be used as asked; the message says what to do."""
 
 
+def is_outage(err: BaseException) -> bool:
+    """True for errors of the store or the way to it (Chroma's own errors, refused or dropped connections,
+    timeouts, SQLite failures): the service is unavailable and retrying later helps. Anything else is a bug, and
+    must not be reported as an outage."""
+    import sqlite3
+
+    import httpx
+    from chromadb.errors import ChromaError
+
+    return isinstance(err, (StoreError, ChromaError, httpx.TransportError, ConnectionError, TimeoutError, sqlite3.Error))
+
+
 class SentenceTransformerEmbeddings(Embeddings):
     """LangChain `Embeddings` over a local sentence-transformers model, normalized (cosine = dot product)."""
 
@@ -129,6 +141,33 @@ def open_collection(settings: Settings, *, create: bool = True) -> Collection:
             f"not '{wanted['embedding_model']}'; re-ingest with --reset or choose another RAG_COLLECTION."
         )
     return collection
+
+
+GENERATION = "generation"
+"""Collection metadata key of the change stamp that every ingest which writes or deletes chunks renews."""
+
+
+def mark_changed(collection: Collection) -> None:
+    """Give the collection a new change stamp, so that every process holding its chunks in memory reloads them.
+
+    The chunk count alone misses an edit that replaces as many chunks as it removes. A stamp is unique (time and
+    random bits) rather than a counter, so two ingests that change the store at once never write the same value.
+    Chroma's `modify` replaces the whole metadata, so the model name and dimension are written back with it."""
+    import secrets
+    import time
+
+    stored = _stored_metadata(collection)
+    collection.modify(metadata={**stored, GENERATION: f"{time.time_ns():x}-{secrets.token_hex(4)}"})
+
+
+def change_stamp(collection: Collection) -> str:
+    """The collection's change stamp as the store has it now ('' before the first change)."""
+    return str(_stored_metadata(collection).get(GENERATION, ""))
+
+
+def _stored_metadata(collection: Collection) -> dict[str, Any]:
+    """The collection's metadata read from the store now: a `Collection` object keeps the copy it was opened with."""
+    return dict(collection._client.get_collection(collection.name).metadata or {})  # noqa: SLF001 - no public re-read
 
 
 def reset_collection(settings: Settings) -> None:

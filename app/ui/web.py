@@ -15,8 +15,9 @@ from fastapi.responses import RedirectResponse
 
 from app.api import corpus_stats, create_api
 from app.chain import Answer, AnswerEngine, QuestionError
+from app.errors import report_bug
 from config import Settings
-from vectorstore import StoreError
+from vectorstore import StoreError, is_outage
 
 EXAMPLES = [
     "Who is the president of the University of Hong Kong?",
@@ -24,6 +25,9 @@ EXAMPLES = [
     "What is the cumulative value of technology contracts between Shanghai and Hong Kong?",
     "What areas will the University of Hong Kong's global innovation hub focus on?",
 ]
+
+LOOKING = "Looking in the source…"
+"""The answer bubble until the checked answer is ready."""
 
 SYSTEM_FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"]
 """Local fonts only: Gradio's default theme would fetch fonts from Google, and intranets are often offline."""
@@ -90,22 +94,31 @@ def _turns(history: list[Any]) -> list[dict[str, str]]:
     return turns
 
 
+def chat_replies(engine: AnswerEngine, message: str, history: list[dict[str, str]]) -> Iterator[tuple[str, Any]]:
+    """The answer bubble's states and the sources panel: progress until the checked answer, then the answer.
+
+    Only checked text reaches the page. Errors are shown, not raised into the page: a bad question or a store that
+    is down in words, a bug as "Something went wrong" with the id that its logged traceback carries."""
+    try:
+        for event in engine.stream(message, history):
+            if isinstance(event, Answer):
+                yield event.answer, sources_html(event, engine)
+            elif event.stage == "retrieving":
+                yield LOOKING, gr.skip()
+    except (QuestionError, StoreError) as err:
+        yield str(err), sources_html(None, engine)
+    except Exception as err:  # noqa: BLE001 - an outage, or a bug with its id
+        if is_outage(err):
+            yield f"The answer service is unavailable right now ({err.__class__.__name__}); try again shortly.", gr.skip()
+        else:
+            yield report_bug(err), gr.skip()
+
+
 def build_chat(engine: AnswerEngine, stats: dict[str, Any], *, compact: bool) -> gr.Blocks:
     """The chat: streamed answers with markers, and the cited passages of the latest answer beside or below."""
 
-    def respond(message: str, history: list[Any]) -> Iterator[tuple[str, str]]:
-        draft = ""
-        try:
-            for event in engine.stream(message, _turns(history)):
-                if isinstance(event, Answer):
-                    yield event.answer, sources_html(event, engine)
-                else:
-                    draft += event
-                    yield draft.strip() + " …", gr.skip()
-        except (QuestionError, StoreError) as err:
-            yield str(err), sources_html(None, engine)
-        except Exception as err:  # noqa: BLE001 - a store or model failure is shown, not raised into the page
-            yield f"The answer service is unavailable right now ({err.__class__.__name__}); try again shortly.", gr.skip()
+    def respond(message: str, history: list[Any]) -> Iterator[tuple[str, Any]]:
+        yield from chat_replies(engine, message, _turns(history))
 
     titles = stats.get("titles", [])
     shown = "; ".join(html.escape(t) for t in titles[:3]) + ("; …" if len(titles) > 3 else "")

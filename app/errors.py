@@ -1,0 +1,21 @@
+"""Bugs told apart from outages: an outage says when to come back; a bug gets a short id that the log line with its
+traceback carries, so an operator finds the cause instead of chasing a store that is fine."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+log = logging.getLogger("app")
+
+
+def report_bug(err: BaseException) -> str:
+    """Log the error with its full traceback under a new short id; the message for the user names the id."""
+    error_id = secrets.token_hex(4)
+    log.error("error id %s: %s: %s", error_id, err.__class__.__name__, err, exc_info=err)
+    return f"Something went wrong (error id {error_id}); the log has the details."
+
+
+def error_id_of(message: str) -> str:
+    """The id inside a `report_bug` message."""
+    return message.split("error id ", 1)[1].split(")", 1)[0]
