@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -15,9 +16,11 @@ from langchain_core.prompts import PromptTemplate
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, Field
 
-from app import grounding
-from app.llm import get_llm, stream_within
+from app import facts, grounding
+from app.candidates import Candidate, propose
+from app.llm import Completion, LlamaCppCompletion, get_llm, stream_within
 from app.retrieval import get_retriever
+from app.verifier import Evidence, Verifier, features
 from config import Settings
 from ingest.loaders import UNPRINTABLE
 from prompts import CHAT_MODEL_PREFIX, EXTRACT_ANSWER, EXTRACT_STOP, REFUSAL
@@ -61,8 +64,6 @@ class QuestionError(ValueError):
     """A question that cannot be answered as asked (empty, too long); the message is for the user."""
 
 
-TOP_SENTENCES = 3
-"""A model's answer counts only when found in one of this many best-ranked sentences."""
 LEXICAL_WEIGHT = 0.5
 """Weight of the share of question words a sentence contains, beside its cosine similarity, when ranking."""
 
@@ -91,17 +92,34 @@ def standalone_question(question: str, history: Sequence[Turn | dict[str, str]])
     return question
 
 
+@contextlib.contextmanager
+def store_outages() -> Iterator[None]:
+    """Store or transport errors become a `StoreError` that says answers resume when the store is back; any other
+    error is a bug and goes up with its traceback."""
+    try:
+        yield
+    except Exception as err:
+        if not is_outage(err) or isinstance(err, StoreError):
+            raise
+        raise StoreError(
+            f"The document store cannot be reached ({err.__class__.__name__}); answers resume when it is back."
+        ) from None
+
+
 class AnswerEngine:
     """Answers questions from the store with checked citations. Load once; `ask` and `stream` are thread-safe."""
 
-    def __init__(self, settings: Settings, llm: BaseLanguageModel | None = None) -> None:
+    def __init__(self, settings: Settings, llm: BaseLanguageModel | None = None, verifier: Verifier | None = None) -> None:
         self.settings = settings
         self.embeddings = get_embeddings(settings)
         self.retriever = get_retriever(settings)
         self.matcher = grounding.TermMatcher(self.embeddings.embed_documents)
         self.llm = llm if llm is not None else get_llm(settings)
         template = (CHAT_MODEL_PREFIX if isinstance(self.llm, BaseChatModel) else "") + EXTRACT_ANSWER
-        self.extract: Runnable = PromptTemplate.from_template(template) | self.llm.bind(stop=EXTRACT_STOP) | StrOutputParser()
+        self.prompt = PromptTemplate.from_template(template)
+        self.extract: Runnable = self.prompt | self.llm.bind(stop=EXTRACT_STOP) | StrOutputParser()
+        self.verifier = verifier or Verifier.load()
+        self.threshold = self.verifier.threshold if settings.verifier_threshold is None else settings.verifier_threshold
 
     def warm_up(self) -> None:
         """Load the model weights and the chunk index (texts, embeddings, BM25) now instead of at the first question."""
@@ -127,13 +145,17 @@ class AnswerEngine:
         part, each part with its own retrieval and citation. A question that names no subject and is answered about
         equally well by several documents is answered from each of them, labelled by document title.
         """
-        question = grounding.question_proper(self.validate(question))
         started = time.perf_counter()
+        question = self.normalize(question)
         yield Progress(stage="retrieving")
         parts = grounding.sub_questions(question)
         results: list[tuple[str, str, bool, list[Citation]]] = []
         retrieve_s = 0.0
         for part in parts:
+            fact = self._document_fact(part, where)
+            if fact:
+                results.append((part, *fact))
+                continue
             t0 = time.perf_counter()
             query, passages = self._retrieve(standalone_question(part, history), where)
             retrieve_s += time.perf_counter() - t0
@@ -157,37 +179,104 @@ class AnswerEngine:
         )
         yield Answer(answer=answer, refused=refused, citations=cited, timings=timings)
 
+    def normalize(self, question: str) -> str:
+        """Stage "normalize": the question proper (instructions around it dropped), its typing mended against the
+        corpus (misspellings, lower-case names, missing apostrophes: `app.spelling`)."""
+        question = grounding.question_proper(self.validate(question))
+        with store_outages():
+            speller = self.retriever.index.speller()
+        return speller.correct(question)
+
+    def _document_fact(self, question: str, where: dict[str, str] | None) -> tuple[str, bool, list[Citation]] | None:
+        """Stage "document facts": a question about the document itself (author, publisher, date, title) answered
+        from the header line where the loader found it (`app.facts`); None for any other question."""
+        fact = facts.asks_about_document(question)
+        if fact is None:
+            return None
+        chunks = self.retriever.index.documents
+        if where:
+            chunks = [c for c in chunks if all(c.metadata.get(k) == v for k, v in where.items())]
+        found = facts.fact_citation(fact, chunks, question)
+        if found is None:
+            return None
+        citation = Citation(
+            source=found.source, title=found.title, chunk_id=found.chunk_id, quote=found.quote, start=found.start, end=found.end
+        )
+        return f"{found.answer} [1]", False, [citation]
+
+    def judge_question(
+        self, question: str, history: Sequence[Turn | dict[str, str]] = ()
+    ) -> list[tuple[float, Candidate, dict[str, float | None]]]:
+        """The judged candidates of a one-part question's first attempt (to fit the verifier, or to see why)."""
+        question = self.normalize(question)
+        query, passages = self._retrieve(standalone_question(question, history), None)
+        ranked = self._rank(query, [s for s in grounding.split_sentences(passages) if not grounding.is_instruction(s.text)])
+        return self.judge(question, query, passages, self._attempts(ranked, passages)[0])
+
     def _retrieve(self, question: str, where: dict[str, str] | None) -> tuple[str, list[Document]]:
         """The query (initialisms spelled out) and its passages."""
-        try:
+        with store_outages():
             query = self.retriever.index.expand(question)
             return query, self.retriever.invoke(query, where=where)
-        except Exception as err:
-            if not is_outage(err):  # a bug is not an outage: it goes up with its traceback
-                raise
-            raise StoreError(
-                f"The document store cannot be reached ({err.__class__.__name__}); answers resume when it is back."
-            ) from None
 
     def _answer(
         self, question: str, query: str, passages: list[Document], attempts: list[list[tuple[grounding.Sentence, float]]]
     ) -> tuple[str, bool, list[Citation]]:
-        """Ask the model on the best passage of each attempt until one grounded answer."""
-        answer, refused, cited = REFUSAL, True, []
-        deadline = None if self.settings.llm == "local" else self.settings.llm_timeout  # local: waits for its turn
+        """Judge the candidates of each attempt (its best passage read by the model) until one is likely enough."""
         for attempt in attempts:
-            raw = ""
-            if attempt:
-                context = passages[attempt[0][0].passage].page_content
-                try:
-                    for token in stream_within(self.extract, {"passage": context, "question": question}, deadline):
-                        raw += token
-                except Exception:  # noqa: BLE001 - a remote model that fails or times out leaves the extractive answer
-                    raw = ""
-            answer, refused, cited = self._ground(question, query, raw, passages, attempt)
-            if not refused:
-                break
-        return answer, refused, cited
+            judged = self.judge(question, query, passages, attempt)
+            if judged and judged[0][0] >= self.threshold:
+                candidate = judged[0][1]
+                return f"{candidate.text} [1]", False, [self._cite(passages, [candidate.sentence])]
+        return REFUSAL, True, []
+
+    def judge(
+        self, question: str, query: str, passages: list[Document], ranked: list[tuple[grounding.Sentence, float]]
+    ) -> list[tuple[float, Candidate, dict[str, float | None]]]:
+        """Stages "propose" and "verify" on the passage of the best sentence: every candidate with the verifier's
+        probability that it answers the question, and its features; most likely first."""
+        if not ranked:
+            return []
+        index = ranked[0][0].passage
+        passage = passages[index]
+        completion, prompt = self._read(question, passage.page_content)
+        neighbours = [
+            grounding.Sentence(index, s.start, s.end, s.text)
+            for s in grounding.split_sentences([passage]) if not grounding.is_instruction(s.text)
+        ]
+        candidates = propose(question, completion.text if completion else None, ranked, index, neighbours)
+        if not candidates:
+            return []
+        scores: list[float | None] = [None] * len(candidates)
+        if isinstance(self.llm, LlamaCppCompletion):
+            scores = list(self.llm.first_token_logprobs(prompt, [" " + c.text for c in candidates]))
+        text = passage.page_content + " " + passage.metadata.get("title", "")
+        matches = list(self.matcher.matches(question, text).values()) or [1.0]
+        evidence = Evidence(
+            passage_rank=index, passage_score=float(passage.metadata.get("score", 0.0)),
+            passage_coverage=grounding.coverage(question, text), word_match_min=min(matches),
+            word_match_mean=sum(matches) / len(matches), names_missing=len(grounding.names_missing(query, text)),
+            model_text=completion.text if completion else None,
+            model_logprob=completion.logprob if completion and completion.logprob is not None else None,
+            none_logprob=completion.none_logprob if completion else None,
+        )
+        judged = []
+        for candidate, score in zip(candidates, scores, strict=True):
+            values = features(question, candidate, evidence, score)
+            judged.append((self.verifier.probability(values), candidate, values))
+        return sorted(judged, key=lambda j: -j[0])
+
+    def _read(self, question: str, passage: str) -> tuple[Completion | None, str]:
+        """Stage "read": the model's span for the question in the passage (None when a remote model failed)."""
+        prompt = self.prompt.format(passage=passage, question=question)
+        if isinstance(self.llm, LlamaCppCompletion):
+            return self.llm.complete(prompt, EXTRACT_STOP), prompt
+        deadline = self.settings.llm_timeout  # a remote model that fails or times out leaves the other candidates
+        try:
+            raw = "".join(stream_within(self.extract, {"passage": passage, "question": question}, deadline))
+        except Exception:  # noqa: BLE001
+            return None, prompt
+        return Completion(text=raw, logprob=None, none_logprob=None), prompt
 
     def _other_documents(
         self, passages: list[Document], ranked: list[tuple[grounding.Sentence, float]], answered: str
@@ -241,42 +330,6 @@ class AnswerEngine:
         scores = vectors[1:] @ vectors[0] + LEXICAL_WEIGHT * np.array([grounding.coverage(query, s.text) for s in sentences])
         order = np.argsort(-scores)
         return [(sentences[i], float(scores[i])) for i in order]
-
-    def _ground(
-        self, question: str, query: str, raw: str, passages: list[Document], ranked: list[tuple[grounding.Sentence, float]]
-    ) -> tuple[str, bool, list[Citation]]:
-        kind = grounding.expected_type(question)
-        for sentence, _ in ranked[:2]:
-            span = grounding.count_answer(question, sentence.text)
-            if span and self._answerable(question, query, sentence, passages):
-                words = sentence.text[span[0] : span[1]]
-                return f"{words} [1]", False, [self._cite(passages, [sentence])]
-        candidate = grounding.clean_candidate(raw)
-        if candidate and grounding.adds_information(candidate, question) and grounding.fits_type(kind, candidate):
-            found = grounding.locate_in_sentences(candidate, [s for s, _ in ranked[:TOP_SENTENCES]])
-            if found and self._answerable(question, query, found[0], passages):
-                sentence, start, end = found
-                end = grounding.extend_with_parenthesis(sentence, start, end)
-                words = sentence.text[start - sentence.start : end - sentence.start]
-                return f"{words} [1]", False, [self._cite(passages, [sentence])]
-        if ranked:  # no usable candidate: the best sentence, only when it holds every word of the question
-            sentence, score = ranked[0]
-            if grounding.fits_type(kind, sentence.text) and score >= self.settings.min_support and self._answerable(
-                question, query, sentence, passages, strict=True
-            ):
-                return f"{sentence.text} [1]", False, [self._cite(passages, [sentence])]
-        return REFUSAL, True, []
-
-    def _answerable(self, question: str, query: str, sentence: grounding.Sentence, passages: list[Document], strict: bool = False) -> bool:
-        """The passage around the sentence covers what the question asks about: it names every name the question
-        (and the conversation it refers back to) names, and each content word of the question is in it or has a
-        close word in it (strict: is in it)."""
-        passage = passages[sentence.passage]
-        text = passage.page_content + " " + passage.metadata.get("title", "")
-        if grounding.names_missing(query, text):
-            return False
-        matches = self.matcher.matches(question, text)
-        return not matches or min(matches.values()) >= (1.0 if strict else self.settings.word_match)
 
     @staticmethod
     def _cite(passages: list[Document], support: list[grounding.Sentence]) -> Citation:

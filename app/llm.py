@@ -15,13 +15,27 @@ from langchain_core.language_models import BaseLanguageModel
 from langchain_core.language_models.llms import LLM
 from langchain_core.outputs import GenerationChunk
 from langchain_core.runnables import Runnable
-from pydantic import PrivateAttr
+import numpy as np
+from pydantic import BaseModel, Field, PrivateAttr
 
 from config import Settings
 
 
 class LLMUnavailable(Exception):
     """The configured model cannot be loaded or reached; the message says what to install or set."""
+
+
+class Completion(BaseModel):
+    """A greedy completion with the model's own view of it: how likely its words were, and how likely "none"."""
+
+    text: str
+    logprob: float | None = Field(description="Mean log-probability of the completion's tokens (0.0 for an empty one).")
+    none_logprob: float | None = Field(description="Log-probability of the continuation ' none' in place of the completion.")
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max()
+    return shifted - np.log(np.exp(shifted).sum())
 
 
 class LlamaCppCompletion(LLM):
@@ -36,6 +50,8 @@ class LlamaCppCompletion(LLM):
     max_tokens: int = 40
     _llama: Any = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _after_prompt: tuple[str, Any] = PrivateAttr(default=("", None))
+    """The last prompt `complete` evaluated and its next-token log-probabilities (reused by first_token_logprobs)."""
 
     @property
     def _llm_type(self) -> str:
@@ -53,6 +69,85 @@ class LlamaCppCompletion(LLM):
             self._llama = Llama(
                 model_path=self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False, seed=0, swa_full=False
             )
+
+    def complete(self, prompt: str, stop: list[str], max_tokens: int | None = None) -> Completion:
+        """Greedy completion up to a stop string, with the mean log-probability of its tokens and that of ' none'.
+
+        The same words as `invoke` at temperature 0 (argmax at every step); the log-probabilities come from the
+        logits of each step, so the model's confidence costs nothing beyond the completion itself."""
+        self.load()
+        llama = self._llama
+        with self._lock:
+            logprobs = self._prefill(llama.tokenize(prompt.encode(), add_bos=True, special=False))
+            self._after_prompt = (prompt, logprobs)
+            none_logprob = self._continuation_logprobs(logprobs, llama.tokenize(b" none", add_bos=False))[0]
+            tokens: list[int] = []
+            chosen: list[float] = []
+            text = ""
+            for _ in range(max_tokens or self.max_tokens):
+                token = int(np.argmax(logprobs))
+                if llama.token_eos() == token:
+                    break
+                tokens.append(token)
+                chosen.append(float(logprobs[token]))
+                text = llama.detokenize(tokens).decode("utf-8", errors="ignore")
+                cut = min((text.find(s) for s in stop if s in text), default=-1)
+                if cut >= 0:
+                    text = text[:cut]
+                    chosen.pop()  # the token that brought the stop string is not part of the answer
+                    break
+                llama.eval([token])
+                logprobs = self._last_logprobs()
+        return Completion(text=text, logprob=float(np.mean(chosen)) if chosen else 0.0, none_logprob=none_logprob)
+
+    def first_token_logprobs(self, prompt: str, continuations: list[str]) -> list[float]:
+        """Log-probability of each continuation's first token after the prompt: how much the model wants to start its
+        answer with those words. Later tokens would each need a pass through Gemma's 262k-word output layer, which
+        costs as much as the rest of the model; the first comes with the prompt (already evaluated by `complete`)."""
+        self.load()
+        llama = self._llama
+        with self._lock:
+            held, first = self._after_prompt
+            if held != prompt:
+                first = self._prefill(llama.tokenize(prompt.encode(), add_bos=True, special=False))
+            return [float(first[llama.tokenize(c.encode(), add_bos=False)[0]]) if c else 0.0 for c in continuations]
+
+    def _prefill(self, tokens: list[int]) -> np.ndarray:
+        """Evaluate the prompt, reusing the longest prefix already in the context (the few-shot examples), and return
+        the log-probabilities of the next token."""
+        llama = self._llama
+        held = llama.input_ids[: llama.n_tokens].tolist()
+        common = 0
+        for a, b in zip(held, tokens[:-1]):  # at least the last token is evaluated again: its logits are needed
+            if a != b:
+                break
+            common += 1
+        llama.n_tokens = common
+        llama.eval(tokens[common:])
+        return self._last_logprobs()
+
+    def _last_logprobs(self) -> np.ndarray:
+        llama = self._llama
+        return _log_softmax(np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).copy())  # noqa: SLF001
+
+    def _continuation_logprobs(self, first: np.ndarray, tokens: list[int]) -> list[float]:
+        """Log-probabilities of `tokens` following the evaluated prompt, in one batch; the context is left as it was.
+
+        llama-cpp-python keeps only the last token's logits unless every position's are asked for (logits_all, which
+        would hold 2048 x 262k floats for Gemma); one batch with outputs at every position gives the same per call."""
+        if not tokens:
+            return []
+        llama = self._llama
+        logprobs = [float(first[tokens[0]])]
+        if len(tokens) > 1:
+            held = llama.n_tokens
+            llama._batch.set_batch(batch=tokens[:-1], n_past=held, logits_all=True)  # noqa: SLF001
+            llama._ctx.decode(llama._batch)  # noqa: SLF001
+            rows = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=((len(tokens) - 1) * llama.n_vocab(),))  # noqa: SLF001
+            rows = rows.reshape(len(tokens) - 1, -1)
+            logprobs += [float(_log_softmax(row)[token]) for row, token in zip(rows, tokens[1:], strict=True)]
+            llama._ctx.kv_cache_seq_rm(-1, held, -1)  # noqa: SLF001 - back to the prompt alone
+        return logprobs
 
     def _call(self, prompt: str, stop: list[str] | None = None, run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> str:
         return "".join(chunk.text for chunk in self._stream(prompt, stop, run_manager, **kwargs))

@@ -18,6 +18,7 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from pydantic import ConfigDict
 
 from app.grounding import acronyms
+from app.spelling import Speller
 from config import Settings
 from vectorstore import change_stamp, get_embeddings, open_collection
 
@@ -111,6 +112,7 @@ class CorpusIndex:
         self._acronyms: dict[str, str] = {}
         self._by_id: dict[str, Document] = {}
         self._outside: dict[tuple[tuple[str, str], ...], np.ndarray] = {}
+        self._speller: Speller | None = None
 
     def _refresh(self) -> None:
         import torch
@@ -132,6 +134,7 @@ class CorpusIndex:
             for short, long in acronyms(doc.page_content).items():
                 self._acronyms.setdefault(short, long)
         self._bm25 = keyword_index([d.page_content for d in docs], self.bm25_b, self.idf_chunks)
+        self._speller = None  # built again from the new chunks when first asked for
         self._size, self._stamp = size, stamp
 
     def _load(self, size: int) -> tuple[list[Document], np.ndarray]:
@@ -197,6 +200,14 @@ class CorpusIndex:
         with self._lock:
             self._refresh()
             return self._by_id.get(chunk_id)
+
+    def speller(self) -> Speller:
+        """The corpus's spelling corrector (`app.spelling`), built once per load of the chunks."""
+        with self._lock:
+            self._refresh()
+            if self._speller is None:
+                self._speller = Speller.from_texts(d.page_content for d in self._docs)
+            return self._speller
 
     def expand(self, query: str) -> str:
         """Spell out initialisms that the corpus defines: "Who leads HKU?" also asks about "Hong Kong University"."""

@@ -132,15 +132,12 @@ class Settings(BaseSettings):
     )
     cache_dir: Path = Field(ROOT / ".cache", description="Where the local GGUF model is assembled (once) from its packages.")
     max_question_chars: int = Field(1000, ge=10, description="Longest question accepted, in characters.")
-    word_match: float = Field(
-        0.30, ge=0, le=1,
+    verifier_threshold: float | None = Field(
+        None, ge=0, le=1,
         description=(
-            "Least embedding similarity between each content word of a question and its closest word in the "
-            "supporting passage; a question with a word the passage does not cover is refused."
+            "Least probability (0-1) that the answer verifier must give the best candidate answer; below it the reply "
+            "says the source does not say. Empty: the threshold chosen on the SQuAD tune split (app/verifier.json)."
         ),
-    )
-    min_support: float = Field(
-        0.5, ge=0, le=1, description="Least support score (0-1) an answer needs; below it the reply says the source does not say."
     )
     ambiguity_margin: float = Field(
         0.1, ge=0, le=2,
