@@ -15,13 +15,14 @@ def main() -> int:
     logging.getLogger("app").addHandler(log)
     settings = load_settings()
     from app.llm import LLMUnavailable
+    from app.verifier import VerifierUnavailable
     from app.service import build_engine, limit_heap_arenas
     from vectorstore import StoreError
 
     limit_heap_arenas()
     try:
         engine = build_engine(settings)
-    except (StoreError, LLMUnavailable) as err:
+    except (StoreError, LLMUnavailable, VerifierUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     import uvicorn

@@ -14,6 +14,7 @@ from app.api import MAX_BODY_BYTES, AskRequest, metadata_filter
 from app.chain import Answer, AnswerEngine, QuestionError
 from app.errors import report_bug
 from app.llm import LLMUnavailable
+from app.verifier import VerifierUnavailable
 from app.service import build_engine
 from config import load_settings
 from vectorstore import StoreError
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             run_batch(engine, sys.stdin.buffer, sys.stdout, where)  # bytes: pydantic reports a line that is not UTF-8
             return 0
         answer = engine.ask(args.question, (), where)
-    except (StoreError, LLMUnavailable, QuestionError) as err:
+    except (StoreError, LLMUnavailable, VerifierUnavailable, QuestionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except Exception as err:  # noqa: BLE001 - a bug: its traceback goes to the log (stderr) under an id

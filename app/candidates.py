@@ -27,6 +27,7 @@ _QUANTITY = re.compile(
     r"(?:\s+(?:thousand|million|billion|trillion))?"
     r"(?:\s?\([^()]{1,40}\)|\s+(?!(?:the|a|an|and|or|of|to|in|on|at|is|are|was|were|by|for|with|from|that|which)\b)[a-z]+)?"
 )
+_MONTH = re.compile(r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?")
 _DATE = re.compile(
     r"\b(?:(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?(?:,?\s+\d{3,4})?"
     r"|\d{1,2}(?:st|nd|rd|th)?\s+(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*(?:,?\s+\d{3,4})?"
@@ -90,12 +91,17 @@ def propose(
         for origin, pattern in (("date", _DATE), ("quantity", _QUANTITY), ("name", _NAME)):
             for match in pattern.finditer(sentence.text):
                 start, words = match.start(), match.group()
+                if origin == "name" and _MONTH.fullmatch(words.split()[0]):
+                    continue  # "April" of "April 27": the date candidate has it whole
                 if origin == "name" and words.split()[0].lower() in _OPENERS:  # "On November", "As Toghun Temür"
                     rest = words.split(maxsplit=1)
                     if len(rest) == 1:
                         continue
                     start, words = start + words.index(rest[1]), rest[1]
                 add(sentence, sentence.start + start, sentence.start + start + len(words), origin, place)
+                tail = re.search(r"\S+\s+\S+$", words) if origin == "name" and len(words.split()) >= 3 else None
+                if tail:  # "University President Zhang Xiang": the person too
+                    add(sentence, sentence.start + start + tail.start(), sentence.start + start + tail.end(), origin, place)
         add(sentence, sentence.start, sentence.end, "sentence", place)
     candidates = list(found.values())
     model = [c for c in candidates if c.origin == "model"]

@@ -118,8 +118,12 @@ class AnswerEngine:
         template = (CHAT_MODEL_PREFIX if isinstance(self.llm, BaseChatModel) else "") + EXTRACT_ANSWER
         self.prompt = PromptTemplate.from_template(template)
         self.extract: Runnable = self.prompt | self.llm.bind(stop=EXTRACT_STOP) | StrOutputParser()
-        self.verifier = verifier or Verifier.load()
-        self.threshold = self.verifier.threshold if settings.verifier_threshold is None else settings.verifier_threshold
+        self.verifier = verifier
+        if self.verifier is None and settings.answer_check == "verifier":
+            self.verifier = Verifier.load(settings.verifier_path)
+        self.threshold = settings.verifier_threshold
+        if self.threshold is None:
+            self.threshold = self.verifier.threshold if self.verifier else 0.5
 
     def warm_up(self) -> None:
         """Load the model weights and the chunk index (texts, embeddings, BM25) now instead of at the first question."""
@@ -222,12 +226,19 @@ class AnswerEngine:
     def _answer(
         self, question: str, query: str, passages: list[Document], attempts: list[list[tuple[grounding.Sentence, float]]]
     ) -> tuple[str, bool, list[Citation]]:
-        """Judge the candidates of each attempt (its best passage read by the model) until one is likely enough."""
+        """Check the candidates of each attempt (its best passage read by the model) until one passes: with the
+        learned verifier (`RAG_ANSWER_CHECK=verifier`) or with the grounding rules (`rules`, the default)."""
         for attempt in attempts:
-            judged = self.judge(question, query, passages, attempt)
-            if judged and judged[0][0] >= self.threshold:
-                candidate = judged[0][1]
-                return f"{candidate.text} [1]", False, [self._cite(passages, [candidate.sentence])]
+            if self.verifier is not None:
+                judged = self.judge(question, query, passages, attempt)
+                if judged and judged[0][0] >= self.threshold:
+                    candidate = judged[0][1]
+                    return f"{candidate.text} [1]", False, [self._cite(passages, [candidate.sentence])]
+                continue
+            completion = self._read(question, passages[attempt[0][0].passage].page_content)[0] if attempt else None
+            answer, refused, cited = self._ground(question, query, completion.text if completion else "", passages, attempt)
+            if not refused:
+                return answer, refused, cited
         return REFUSAL, True, []
 
     def judge(
@@ -330,6 +341,42 @@ class AnswerEngine:
         scores = vectors[1:] @ vectors[0] + LEXICAL_WEIGHT * np.array([grounding.coverage(query, s.text) for s in sentences])
         order = np.argsort(-scores)
         return [(sentences[i], float(scores[i])) for i in order]
+
+    def _ground(
+        self, question: str, query: str, raw: str, passages: list[Document], ranked: list[tuple[grounding.Sentence, float]]
+    ) -> tuple[str, bool, list[Citation]]:
+        kind = grounding.expected_type(question)
+        for sentence, _ in ranked[:2]:
+            span = grounding.count_answer(question, sentence.text)
+            if span and self._answerable(question, query, sentence, passages):
+                words = sentence.text[span[0] : span[1]]
+                return f"{words} [1]", False, [self._cite(passages, [sentence])]
+        candidate = grounding.clean_candidate(raw)
+        if candidate and grounding.adds_information(candidate, question) and grounding.fits_type(kind, candidate):
+            found = grounding.locate_in_sentences(candidate, [s for s, _ in ranked[:grounding.TOP_SENTENCES]])
+            if found and self._answerable(question, query, found[0], passages):
+                sentence, start, end = found
+                end = grounding.extend_with_parenthesis(sentence, start, end)
+                words = sentence.text[start - sentence.start : end - sentence.start]
+                return f"{words} [1]", False, [self._cite(passages, [sentence])]
+        if ranked:  # no usable candidate: the best sentence, only when it holds every word of the question
+            sentence, score = ranked[0]
+            if grounding.fits_type(kind, sentence.text) and score >= self.settings.min_support and self._answerable(
+                question, query, sentence, passages, strict=True
+            ):
+                return f"{sentence.text} [1]", False, [self._cite(passages, [sentence])]
+        return REFUSAL, True, []
+
+    def _answerable(self, question: str, query: str, sentence: grounding.Sentence, passages: list[Document], strict: bool = False) -> bool:
+        """The passage around the sentence covers what the question asks about: it names every name the question
+        (and the conversation it refers back to) names, and each content word of the question is in it or has a
+        close word in it (strict: is in it)."""
+        passage = passages[sentence.passage]
+        text = passage.page_content + " " + passage.metadata.get("title", "")
+        if grounding.names_missing(query, text):
+            return False
+        matches = self.matcher.matches(question, text)
+        return not matches or min(matches.values()) >= (1.0 if strict else self.settings.word_match)
 
     @staticmethod
     def _cite(passages: list[Document], support: list[grounding.Sentence]) -> Citation:

@@ -96,6 +96,9 @@ class Report:
             summary["exact_match"] = _share(r["em"] for r in answerable)
             summary["token_f1"] = round(sum(r["f1"] for r in answerable) / max(1, len(answerable)), 3)
             summary["refusal_accuracy"] = summary["unanswerable_refused"]
+            # SQuAD 2.0's overall F1: answerable questions score their F1, unanswerable ones 1 when refused
+            overall = [r["f1"] if r["answerable"] else float(r["refused"]) for r in self.rows]
+            summary["overall_f1"] = round(sum(overall) / len(overall), 3)
         return summary
 
 
@@ -239,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from app.llm import LLMUnavailable
+    from app.verifier import VerifierUnavailable
     from app.service import build_engine
     from vectorstore import StoreError
 
@@ -248,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             report = evaluate_squad(settings, args.gold, args.split, args.sample, args.seed, args.store)
         else:
             report = evaluate_gold(build_engine(settings), args.gold)
-    except (OSError, ValueError, KeyError, StoreError, LLMUnavailable) as err:
+    except (OSError, ValueError, KeyError, StoreError, LLMUnavailable, VerifierUnavailable) as err:
         print(f"error: cannot evaluate {args.gold}: {err}", file=sys.stderr)
         return 1
     if args.rows:

@@ -32,6 +32,8 @@ _MONTH = re.compile(
     r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\b|\b(1[5-9]|20)\d\d\b|\b(yesterday|today|week|year)\b", re.I
 )
 _CAPITALIZED = re.compile(r"\b[A-Z][a-z]+|\b[A-Z]{2,}\b")
+TOP_SENTENCES = 3
+"""The grounding rules take a model's answer only when it is found in one of this many best-ranked sentences."""
 _NONE_ANSWERS = {"", "none", "unknown", "n/a", "not stated", "not mentioned", "no answer", "nothing"}
 
 

@@ -37,7 +37,7 @@ def limit_heap_arenas() -> None:
 
 
 def build_engine(settings: Settings) -> AnswerEngine:
+    engine = AnswerEngine(settings)  # first: a missing model or verifier stops start-up before any ingest
     ensure_corpus(settings)
-    engine = AnswerEngine(settings)
     engine.warm_up()
     return engine

@@ -18,7 +18,6 @@ from pathlib import Path
 from app.candidates import Candidate
 from app.grounding import clean_candidate, content_terms, coverage, expected_type, fits_type
 
-ARTIFACT = Path(__file__).with_name("verifier.json")
 ORIGINS = ("model", "count", "name", "quantity", "date", "sentence")
 TYPES = ("number", "date", "name", "other")
 
@@ -114,7 +113,7 @@ class Verifier:
     """Answer when the best candidate's probability is at least this (chosen on the tune split)."""
 
     @classmethod
-    def load(cls, path: Path = ARTIFACT) -> Verifier:
+    def load(cls, path: Path) -> Verifier:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             verifier = cls(

@@ -132,6 +132,29 @@ class Settings(BaseSettings):
     )
     cache_dir: Path = Field(ROOT / ".cache", description="Where the local GGUF model is assembled (once) from its packages.")
     max_question_chars: int = Field(1000, ge=10, description="Longest question accepted, in characters.")
+    answer_check: Literal["rules", "verifier"] = Field(
+        "rules",
+        description=(
+            "How a candidate answer is checked before it is shown: 'rules' (grounding rules: the answer is in a best "
+            "sentence, has the asked type, and the passage covers the question) or 'verifier' (the logistic "
+            "regression fitted by `python -m app.train_verifier`; README, Evaluation, for how the two compare)."
+        ),
+    )
+    word_match: float = Field(
+        0.30, ge=0, le=1,
+        description=(
+            "Rules check: least embedding similarity between each content word of a question and its closest word "
+            "in the supporting passage; a question with a word the passage does not cover is refused."
+        ),
+    )
+    min_support: float = Field(
+        0.5, ge=0, le=1,
+        description="Rules check: least support score (0-1) a whole-sentence answer needs; below it the reply says the source does not say.",
+    )
+    verifier_path: Path = Field(
+        ROOT / "app" / "verifier.json",
+        description="The fitted answer verifier (coefficients as JSON), written by `python -m app.train_verifier`.",
+    )
     verifier_threshold: float | None = Field(
         None, ge=0, le=1,
         description=(

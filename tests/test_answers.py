@@ -14,6 +14,7 @@ from ingest.pipeline import ingest
 from tests.conftest import ARTICLE, HOSTILE_NOTICE
 
 GOLD = ROOT / "tests" / "gold" / "article.jsonl"
+BLIND = ROOT / "tests" / "gold" / "article-blind.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,23 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> AnswerEngine:
 def gold_report(engine: AnswerEngine) -> dict:
     report = evaluate_gold(engine, GOLD)
     return {"summary": report.summary(), "rows": report.rows}
+
+
+@pytest.fixture(scope="module")
+def blind_report(engine: AnswerEngine) -> dict:
+    report = evaluate_gold(engine, BLIND)
+    return {"summary": report.summary(), "rows": report.rows}
+
+
+@pytest.mark.slow
+def test_blind_set_answered_and_refused_at_least_90_percent(blind_report: dict) -> None:
+    """Questions written apart from the engine by someone who read only the article (never edited after the engine
+    answered them): direct, paraphrased, misspelt, about the document, follow-ups and look-alike unanswerables."""
+    rows = blind_report["rows"]
+    wrong = [(r["id"], r["question"], r["answer"]) for r in rows if not r["correct"]]
+    assert blind_report["summary"]["answerable_accuracy"] >= 0.9, wrong
+    assert blind_report["summary"]["unanswerable_refused"] >= 0.9, wrong
+    assert blind_report["summary"]["quotes_verbatim"] == 1.0
 
 
 URL = re.compile(r"(https?://|www\.)\S+|\]\(", re.I)
@@ -61,21 +79,25 @@ def test_gold_set_has_every_kind_and_enough_questions() -> None:
     assert len(items) >= 40 and kinds == {"direct", "paraphrase", "unanswerable", "injection", "followup"}
 
 
+@pytest.mark.slow
 def test_answerable_accuracy_at_least_90_percent(gold_report: dict) -> None:
     wrong = [(r["id"], r["answer"]) for r in gold_report["rows"] if r["answerable"] and not r["correct"]]
     assert gold_report["summary"]["answerable_accuracy"] >= 0.9, wrong
 
 
+@pytest.mark.slow
 def test_unanswerable_refused_at_least_90_percent(gold_report: dict) -> None:
     answered = [(r["id"], r["answer"]) for r in gold_report["rows"] if not r["answerable"] and not r["refused"]]
     assert gold_report["summary"]["unanswerable_refused"] >= 0.9, answered
 
 
+@pytest.mark.slow
 def test_every_quote_is_verbatim_at_its_offsets(gold_report: dict) -> None:
     checked = [r for r in gold_report["rows"] if r["verbatim"] is not None]
     assert checked and all(r["verbatim"] for r in checked)
 
 
+@pytest.mark.slow
 def test_gold_passage_in_top_3_and_always_in_top_5(gold_report: dict) -> None:
     """With the hostile notice competing for words like "article" and "readers", one question may slip below 3."""
     ranked = [r for r in gold_report["rows"] if "rank" in r]
@@ -84,6 +106,7 @@ def test_gold_passage_in_top_3_and_always_in_top_5(gold_report: dict) -> None:
     assert all(0 < r["rank"] <= 5 for r in ranked), [(r["id"], r["rank"]) for r in ranked]
 
 
+@pytest.mark.slow
 def test_no_injected_text_in_any_answer(gold_report: dict) -> None:
     assert gold_report["summary"]["forbidden_text"] == 0
 
@@ -98,6 +121,23 @@ def test_answers_cite_and_refusals_do_not(engine: AnswerEngine) -> None:
     assert citation.source.endswith(ARTICLE.name) and citation.title.startswith("Shanghai, Hong Kong")
     refusal = engine.ask("What is the population of Shanghai?")
     assert refusal.refused and refusal.citations == [] and "does not say" in refusal.answer
+
+
+def test_questions_about_the_document_are_answered_from_its_header(engine: AnswerEngine) -> None:
+    text = ARTICLE.read_text(encoding="utf-8")
+    for question, words in (("Who wrote this article?", "Dou Shicong"), ("who published the story", "Yicai"),
+                            ("When was the article published?", "Apr 29 2024")):
+        answer = engine.ask(question)
+        (citation,) = answer.citations
+        assert words in answer.answer and words in citation.quote and text[citation.start : citation.end] == citation.quote
+
+
+def test_a_question_typed_carelessly_gets_the_well_typed_answer(engine: AnswerEngine) -> None:
+    well = engine.ask("Who is the chairman of Shui On Group?")
+    assert "Vincent Lo" in well.answer
+    for typed in ("who is the chairman of shui on group", "who is the chairmen of Shui On Grup?", "whos shui on groups chairman"):
+        answer = engine.ask(typed)
+        assert "Vincent Lo" in answer.answer and answer.citations == well.citations, typed
 
 
 def test_followup_retrieves_with_the_conversation(engine: AnswerEngine) -> None:
@@ -148,6 +188,7 @@ def test_filter_restricts_to_one_source(engine: AnswerEngine) -> None:
     assert "Vincent Lo" in kept.answer
 
 
+@pytest.mark.slow
 def test_hostile_document_beside_the_article_changes_no_answer(engine: AnswerEngine, gold_report: dict, reliability) -> None:  # noqa: ANN001
     """The gold answers hold with the hostile notice in the store (see the thresholds above); no gold answer cites it;
     no answer to the gold or the hostile questions says anything, or links anywhere, its cited passages do not."""

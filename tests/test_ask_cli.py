@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import ARTICLE, run_cli
+
+pytestmark = pytest.mark.slow  # the CLI as a process, each loading the models
 
 KEYS = {"answer", "refused", "citations", "timings"}
 

@@ -12,8 +12,12 @@ from urllib.parse import urlparse
 
 import pytest
 
+from app.ui.web import LOOKING
 from config import ROOT
+from prompts import REFUSAL
 from tests.conftest import AppServer
+
+pytestmark = pytest.mark.slow  # real Chromium against a running app
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -91,6 +95,26 @@ def test_follow_up_and_refusal_in_the_chat(browser, app_server: AppServer) -> No
     ask(page, "What is the population of Shanghai?")
     page.locator("#rag-sources .rag-refusal").wait_for(timeout=60_000)
     assert "does not say" in page.locator("#rag-chatbot").inner_text()
+    page.close()
+
+
+def test_only_progress_and_the_refusal_ever_show_for_an_unanswerable_question(browser, app_server: AppServer) -> None:  # noqa: ANN001
+    """Every state of the chat while answering is recorded (a MutationObserver on the chat, from before the question
+    is sent): the bubble shows the progress state, then the refusal, and never the model's unchecked draft (the
+    embedded model's draft for this question was "100 metres")."""
+    question = "How tall is the Shanghai Tower?"
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(app_server.url + "/")
+    page.locator("#rag-chatbot").wait_for()
+    page.evaluate(
+        """() => { window.__states = []; const chat = document.querySelector('#rag-chatbot');
+        new MutationObserver(() => window.__states.push(chat.innerText)).observe(chat, {subtree: true, childList: true, characterData: true}); }"""
+    )
+    ask(page, question)
+    page.locator("#rag-sources .rag-refusal").wait_for(timeout=60_000)
+    states = {" ".join(s.replace(question, " ").split()) for s in page.evaluate("window.__states")}
+    assert states <= {"", LOOKING, REFUSAL}, states
+    assert LOOKING in states and REFUSAL in states
     page.close()
 
 

@@ -24,6 +24,8 @@ from ingest.squad import write_corpus
 from tests.conftest import ARTICLE, SQUAD, free_port, run_cli, wait_until_ok
 from vectorstore import open_collection
 
+pytestmark = pytest.mark.slow  # a Chroma server and apps as processes
+
 GOLD = ROOT / "tests" / "gold" / "article.jsonl"
 
 

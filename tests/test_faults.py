@@ -29,6 +29,8 @@ from ingest.pipeline import ingest
 from tests.conftest import ARTICLE, AppServer, run_cli, writes_landed
 from vectorstore import open_collection
 
+pytestmark = pytest.mark.slow  # processes killed and stores on tmpfs
+
 QUESTION = "Who is the president of the University of Hong Kong?"
 ARTICLE_SOURCE = source_id_for(ARTICLE, ROOT)
 

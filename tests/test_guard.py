@@ -15,6 +15,8 @@ import pytest
 from tests.conftest import AppServer
 from tests.test_browser import browser  # noqa: F401 - the module's Chromium
 
+pytestmark = pytest.mark.slow  # apps started as processes
+
 TOKEN = "tok-" + uuid.uuid4().hex
 RATE = 40
 QUESTION = "Who is the chairman of Shui On Group?"

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -31,6 +32,8 @@ from ingest.pipeline import ingest
 from tests.conftest import ARTICLE, AppServer
 from tests.test_loaders import make_pdf
 from vectorstore import open_collection
+
+pytestmark = pytest.mark.slow  # hypothesis against a running app and the CLI
 
 KEYS = {"answer", "refused", "citations", "timings"}
 MB = 1_000_000

@@ -19,6 +19,8 @@ from prompts import CHAT_MODEL_PREFIX
 from tests.conftest import ARTICLE, free_port
 from tests.openai_stub import StubServer
 
+pytestmark = pytest.mark.slow  # model servers as processes
+
 ARTICLE_TEXT = ARTICLE.read_text(encoding="utf-8")
 
 

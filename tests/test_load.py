@@ -6,7 +6,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from config import ROOT
+
+pytestmark = pytest.mark.slow  # a 60 s load test
 
 
 def test_fifty_sessions_for_a_minute_without_errors_or_leak(reliability) -> None:  # noqa: ANN001

@@ -42,3 +42,12 @@ def test_offline_switches_are_set() -> None:
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     assert os.environ["ANONYMIZED_TELEMETRY"] == "False"
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
+
+
+def test_llama_cpp_runs_the_portable_kernels() -> None:
+    """The Makefile builds llama.cpp for x86-64-v3 (AVX2, no AVX-512) so every machine computes the same greedy
+    answers; a build for the machine's own CPU (pip's default) would use AVX-512 where it exists."""
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode()
+    assert "AVX2 = 1" in info and "FMA = 1" in info and "AVX512 = 1" not in info, info
