@@ -1,6 +1,5 @@
 """A fixed sample of 100 SQuAD 2.0 questions from the *test* articles (never tuned on), answered over all 20 articles
-as one corpus: floors set below the figures measured when the learned verifier landed, so that a later change
-cannot quietly undo them (README, Evaluation)."""
+as one corpus: floors set just below the measured figures, so that a later change cannot quietly undo them."""
 
 from __future__ import annotations
 
@@ -12,8 +11,10 @@ from tests.conftest import SQUAD
 
 pytestmark = pytest.mark.slow  # 20 articles ingested, 100 questions through the model
 
-FLOORS = {"overall_f1": 0.0, "token_f1": 0.0, "refusal_accuracy": 0.0, "retrieval_recall_at_5": 0.97, "quotes_verbatim": 1.0}
-"""Measured on this sample when the verifier landed, less a margin for other builds of llama.cpp."""
+FLOORS = {"overall_f1": 0.33, "token_f1": 0.28, "refusal_accuracy": 0.36, "retrieval_recall_at_5": 0.97, "quotes_verbatim": 1.0}
+"""Measured on this sample with the default rules check (overall F1 0.369, HasAns F1 0.337, NoAns accuracy 0.415,
+recall@5 0.983), less about 0.04 for other builds of llama.cpp. The answer-quality issue's targets (overall F1
+0.55, HasAns F1 0.40, NoAns 0.65 on 300 questions) are not met yet: README, Evaluation."""
 
 
 @pytest.fixture(scope="module")
