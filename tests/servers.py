@@ -38,19 +38,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_ok(url: str, timeout: float = 180, process: subprocess.Popen | None = None) -> bool:
-    """Poll `url` until it answers 200 (True), the process exits or the time runs out (False)."""
+def wait_until_ok(url: str, timeout: float = 180, process: subprocess.Popen | None = None, verify: bool = True) -> bool:
+    """Poll `url` until it answers 200 (True), the process exits or the time runs out (False); `verify=False` accepts a
+    self-signed certificate."""
     import httpx
 
     deadline = time.time() + timeout
     while time.time() < deadline and (process is None or process.poll() is None):
         try:
-            if httpx.get(url, timeout=2).status_code == 200:
+            if httpx.get(url, timeout=5, verify=verify).status_code == 200:
                 return True
         except httpx.HTTPError:
             pass
         time.sleep(0.25)
     return False
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate, and kill after 30 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class AppServer:
@@ -79,11 +90,7 @@ class AppServer:
             raise RuntimeError(f"the app did not become healthy: {self.log_path.read_text()[-3000:]}")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process)
         self.log.close()
 
     def kill(self) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -19,7 +18,8 @@ import httpx
 import pytest
 
 from config import load_settings
-from tests.conftest import AppServer, free_port
+from tests.conftest import AppServer, free_port, wait_until_ok
+from tests.servers import stop_process
 from tests.test_browser import Recorder, ask, browser, wait_for_final  # noqa: F401 - the module's Chromium
 
 QUESTION = "Who is the president of the University of Hong Kong?"
@@ -89,25 +89,14 @@ class Nginx:
             [nginx, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-e", str(self.error_log)],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )
-        deadline = time.time() + 30
-        while time.time() < deadline and self.process.poll() is None:
-            try:
-                if httpx.get(f"{self.url}/api/health", verify=False, timeout=5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
+        if wait_until_ok(f"{self.url}/api/health", 30, self.process, verify=False):
+            return
         self.stop()
         log = self.error_log.read_text() if self.error_log.exists() else ""
         raise RuntimeError(f"nginx did not proxy to the app: {log[-3000:]}")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 @pytest.fixture(scope="module")
