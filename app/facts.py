@@ -21,7 +21,7 @@ from typing import Literal
 from langchain_core.documents import Document
 
 # The loader's own pattern and date parser, so that what is cited is exactly what the loader read.
-from ingest.loaders import _LABELLED_LINE, _iso_date
+from ingest.loaders import LABELLED_LINE, iso_date
 
 Fact = Literal["author", "publisher", "date", "title"]
 FACTS: tuple[Fact, ...] = ("author", "publisher", "date", "title")
@@ -192,15 +192,15 @@ def _header_line(fact: Fact, value: str, first: Document) -> FactAnswer | None:
     header = _BLANK_LINE.split(first.page_content, 1)[0]
     lines = list(_lines(header))
     for offset, line in lines:
-        match = _LABELLED_LINE.match(line)
+        match = LABELLED_LINE.match(line)
         if not match or match.group(1).upper() not in _LABELS[fact]:
             continue
         written = match.group(2)
-        if written == value or (fact == "date" and _iso_date(written) == value):
+        if written == value or (fact == "date" and iso_date(written) == value):
             return _answer(fact, written, first, offset, line)
     if fact == "author":  # the loader takes an unlabelled line under the title as the byline
         for offset, line in lines[1:]:
-            if line == value and not _LABELLED_LINE.match(line):
+            if line == value and not LABELLED_LINE.match(line):
                 return _answer(fact, value, first, offset, line)
     return None
 

@@ -169,7 +169,7 @@ def plot(curve: list[dict[str, float]], chosen: float, out: Path) -> None:
     ax.axvline(chosen, color="grey", linestyle="--", label=f"chosen threshold {chosen:.2f}")
     ax.set_xlabel("verifier threshold (answer when the best candidate's probability is at least this)")
     ax.set_ylim(0, 1.02)
-    ax.set_title("SQuAD 2.0 tune articles, cross-fitted by article")
+    ax.set_title("SQuAD 2.0 tune articles and the old gold set, cross-fitted")
     ax.legend(loc="lower center", fontsize=8, ncol=2)
     fig.tight_layout()
     fig.savefig(out)

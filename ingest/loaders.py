@@ -12,7 +12,7 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 
 # The article format of the bundled corpus: a title line, an author line, then labelled lines such as
 # "DATE:  Apr 29 2024" and "/ SOURCE:  Yicai".
-_LABELLED_LINE = re.compile(r"^\W*(DATE|SOURCE|AUTHOR|BY)\s*:\s*(.+?)\s*$", re.IGNORECASE)
+LABELLED_LINE = re.compile(r"^\W*(DATE|SOURCE|AUTHOR|BY)\s*:\s*(.+?)\s*$", re.IGNORECASE)
 _MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 """Control characters (NUL included), line separators and lone surrogates (undecodable bytes of a file name, JSON
@@ -96,7 +96,7 @@ def _article_metadata(text: str) -> dict[str, str]:
     labelled = {}
     unlabelled = []
     for line in header[1:]:
-        match = _LABELLED_LINE.match(line)
+        match = LABELLED_LINE.match(line)
         if match:
             labelled[match.group(1).upper()] = match.group(2)
         else:
@@ -110,11 +110,11 @@ def _article_metadata(text: str) -> dict[str, str]:
     if "SOURCE" in labelled:
         metadata["publisher"] = labelled["SOURCE"]
     if "DATE" in labelled:
-        metadata["date"] = _iso_date(labelled["DATE"])
+        metadata["date"] = iso_date(labelled["DATE"])
     return metadata
 
 
-def _iso_date(value: str) -> str:
+def iso_date(value: str) -> str:
     for fmt in ("%b %d %Y", "%B %d %Y", "%Y-%m-%d", "%d %B %Y", "%d %b %Y"):
         try:
             return datetime.strptime(" ".join(value.split()), fmt).date().isoformat()
