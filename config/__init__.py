@@ -176,6 +176,13 @@ class Settings(BaseSettings):
     # --- app -------------------------------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address the chat app listens on.")
     port: int = Field(7860, ge=1, le=65535, description="Port the chat app listens on.")
+    examples: Annotated[list[str] | None, NoDecode] = Field(
+        None,
+        description=(
+            "Starter questions shown under the chat, separated by '|'. Empty: the bundled article's examples when it "
+            "is the only document loaded, else none (rather than questions the documents do not answer)."
+        ),
+    )
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(
@@ -241,6 +248,13 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("examples", mode="before")
+    @classmethod
+    def _split_examples(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [q.strip() for q in value.split("|") if q.strip()] or None
         return value
 
     @field_validator("trusted_proxies")

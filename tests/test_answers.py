@@ -33,8 +33,8 @@ def gold_report(engine: AnswerEngine) -> dict:
 
 
 BLIND_FLOOR = (0.68, 0.76)
-"""Answerable right, unanswerable refused: measured 72.2% and 80.0% with the default rules check, less a margin for
-other llama.cpp builds. The target of the answer-quality issue is 90% / 90%, not met yet (README, Evaluation)."""
+"""Answerable right, unanswerable refused: measured 77.8% and 80.0% with the default rules check on the Makefile's
+portable build (72.2% and 80.0% on a native build), less a margin. The target of the answer-quality issue is 90% / 90%, not met yet (README, Evaluation)."""
 
 
 @pytest.fixture(scope="module")

@@ -143,3 +143,18 @@ def test_health_is_503_when_the_store_is_not_usable(tmp_path) -> None:  # noqa: 
     with TestClient(create_api(engine=None, settings=settings)) as client:  # type: ignore[arg-type]
         response = client.get("/api/health")
     assert response.status_code == 503 and response.json()["status"] == "unavailable"
+
+
+def test_starter_questions_fit_the_corpus() -> None:
+    """The bundled article's examples only over the bundled article; RAG_EXAMPLES wins; otherwise none."""
+    from app.ui.web import BUNDLED_TITLE, EXAMPLES, starter_questions
+
+    assert starter_questions(load_settings(), {"titles": [BUNDLED_TITLE]}) == EXAMPLES
+    assert starter_questions(load_settings(), {"titles": [BUNDLED_TITLE, "Rhine"]}) is None
+    assert starter_questions(load_settings(), {"titles": ["Rhine"]}) is None
+    mine = load_settings(examples="How long is the Rhine? | Where does it rise?")
+    assert starter_questions(mine, {"titles": ["Rhine"]}) == ["How long is the Rhine?", "Where does it rise?"]
+
+
+def test_the_chat_page_offers_the_bundled_examples_only_for_the_bundled_article(client: TestClient) -> None:
+    assert "How many scientists from the two cities" in client.get("/config").text

@@ -19,12 +19,14 @@ from app.errors import report_bug
 from config import Settings
 from vectorstore import StoreError, is_outage
 
+BUNDLED_TITLE = "Shanghai, Hong Kong Draw Closer on Scientific, Technological Innovation"
 EXAMPLES = [
     "Who is the president of the University of Hong Kong?",
     "How many scientists from the two cities have collaborated in the past five years?",
     "What is the cumulative value of technology contracts between Shanghai and Hong Kong?",
     "What areas will the University of Hong Kong's global innovation hub focus on?",
 ]
+"""Starter questions about the bundled article: shown only when it is the one document loaded (or RAG_EXAMPLES)."""
 
 LOOKING = "Looking in the source…"
 """The answer bubble until the checked answer is ready."""
@@ -114,7 +116,14 @@ def chat_replies(engine: AnswerEngine, message: str, history: list[dict[str, str
             yield report_bug(err), gr.skip()
 
 
-def build_chat(engine: AnswerEngine, stats: dict[str, Any], *, compact: bool) -> gr.Blocks:
+def starter_questions(settings: Settings, stats: dict[str, Any]) -> list[str] | None:
+    """RAG_EXAMPLES; else the bundled article's examples when it is the only document loaded; else none."""
+    if settings.examples:
+        return settings.examples
+    return EXAMPLES if stats.get("titles") == [BUNDLED_TITLE] else None
+
+
+def build_chat(engine: AnswerEngine, settings: Settings, stats: dict[str, Any], *, compact: bool) -> gr.Blocks:
     """The chat: streamed answers with markers, and the cited passages of the latest answer beside or below."""
 
     def respond(message: str, history: list[Any]) -> Iterator[tuple[str, Any]]:
@@ -142,7 +151,8 @@ def build_chat(engine: AnswerEngine, stats: dict[str, Any], *, compact: bool) ->
             with gr.Column(scale=3, min_width=320):
                 gr.ChatInterface(
                     fn=respond, chatbot=chatbot, additional_outputs=[sources],
-                    examples=None if compact else EXAMPLES, cache_examples=False, run_examples_on_click=True,
+                    examples=None if compact else starter_questions(settings, stats), cache_examples=False,
+                    run_examples_on_click=True,
                     api_name="chat", fill_height=False, autofocus=not compact,
                     textbox=gr.Textbox(placeholder="Ask about the source…", show_label=False, submit_btn=True, elem_id="rag-input"),
                 )
@@ -160,7 +170,7 @@ def create_app(engine: AnswerEngine, settings: Settings) -> FastAPI:
     stats = corpus_stats(settings)
     theme = gr.themes.Soft(primary_hue="blue", font=SYSTEM_FONTS, font_mono=["ui-monospace", "monospace"])
     for path, compact in (("/widget", True), ("/", False)):  # the widget first: "/" would catch its path
-        blocks = build_chat(engine, stats, compact=compact)
+        blocks = build_chat(engine, settings, stats, compact=compact)
         blocks.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
         app = gr.mount_gradio_app(
             app, blocks, path=path, theme=theme, css=CSS, footer_links=[], ssr_mode=False,
