@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -243,18 +243,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"{value!r} is not a rate such as '30/minute'") from None
         return value.strip()
 
-    @field_validator("allowed_origins", "trusted_proxies", mode="before")
+    @field_validator("allowed_origins", "trusted_proxies", "examples", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_lists(cls, value: object, info: ValidationInfo) -> object:
+        """Lists from environment variables: origins and proxies comma-separated, starter questions by '|'."""
+        if isinstance(value, str) and info.field_name == "examples":
+            return [q.strip() for q in value.split("|") if q.strip()] or None
         if isinstance(value, str):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
-        return value
-
-    @field_validator("examples", mode="before")
-    @classmethod
-    def _split_examples(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [q.strip() for q in value.split("|") if q.strip()] or None
         return value
 
     @field_validator("trusted_proxies")
