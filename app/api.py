@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.chain import Answer, AnswerEngine, QuestionError, Turn
-from app.errors import error_id_of, report_bug
+from app.errors import bug_message, report_bug
 from app.llm import LLMUnavailable
 from config import Settings
 from vectorstore import StoreError, is_outage, open_collection
@@ -223,8 +223,8 @@ def create_api(engine: AnswerEngine, settings: Settings) -> FastAPI:
             if is_outage(err):
                 message = f"The answer service is unavailable ({err.__class__.__name__}); try again shortly."
                 return JSONResponse({"error": message}, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
-            message = report_bug(err)
-            return JSONResponse({"error": message, "error_id": error_id_of(message)}, 500)
+            error_id = report_bug(err)
+            return JSONResponse({"error": bug_message(error_id), "error_id": error_id}, 500)
 
     @api.get("/api/health", response_model=Health, responses={503: {"model": Health}})
     def health() -> Any:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from app.api import MAX_BODY_BYTES, AskRequest, metadata_filter
 from app.chain import Answer, AnswerEngine, QuestionError
-from app.errors import report_bug
+from app.errors import bug_message, report_bug
 from app.llm import LLMUnavailable
 from app.verifier import VerifierUnavailable
 from app.service import build_engine
@@ -50,7 +50,7 @@ def run_batch(engine: AnswerEngine, lines: Iterable[str | bytes], out: TextIO, w
         except (QuestionError, StoreError) as err:
             result = {"error": f"line {number}: {err}"}
         except Exception as err:  # noqa: BLE001 - a bug in one line is logged with its id; the batch goes on
-            result = {"error": f"line {number}: {report_bug(err)}"}
+            result = {"error": f"line {number}: {bug_message(report_bug(err))}"}
         failures += "error" in result
         out.write(json.dumps(result, ensure_ascii=False) + "\n")
         out.flush()
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except Exception as err:  # noqa: BLE001 - a bug: its traceback goes to the log (stderr) under an id
-        print(f"error: {report_bug(err)}", file=sys.stderr)
+        print(f"error: {bug_message(report_bug(err))}", file=sys.stderr)
         return 1
     print(answer.model_dump_json() if args.json else format_answer(answer))
     return 0

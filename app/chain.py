@@ -57,7 +57,7 @@ class Answer(BaseModel):
 class Progress(BaseModel):
     """A stage the answer has reached; streamed before the checked `Answer` so a UI can show progress."""
 
-    stage: Literal["retrieving", "reading", "checking"]
+    stage: Literal["retrieving", "reading"]
 
 
 class QuestionError(ValueError):
@@ -90,6 +90,11 @@ def standalone_question(question: str, history: Sequence[Turn | dict[str, str]])
     if refers_back or len(grounding.content_terms(question)) <= 1:
         return f"{previous[-1]} {question}"
     return question
+
+
+def answerable_sentences(passages: list[Document]) -> list[grounding.Sentence]:
+    """The passages' sentences that may be quoted as answers: all but those giving orders (prompt injection)."""
+    return [s for s in grounding.split_sentences(passages) if not grounding.is_instruction(s.text)]
 
 
 @contextlib.contextmanager
@@ -129,7 +134,7 @@ class AnswerEngine:
         """Load the model weights and the chunk index (texts, embeddings, BM25) now instead of at the first question."""
         if hasattr(self.llm, "load"):
             self.llm.load()
-        self.retriever.index.documents  # noqa: B018 - loads the chunks, builds the BM25 index
+        self.retriever.index.speller()  # loads the chunks, builds the BM25 index and the spelling corrector
 
     def ask(self, question: str, history: Sequence[Turn | dict[str, str]] = (), where: dict[str, str] | None = None) -> Answer:
         final = None
@@ -163,7 +168,7 @@ class AnswerEngine:
             t0 = time.perf_counter()
             query, passages = self._retrieve(standalone_question(part, history), where)
             retrieve_s += time.perf_counter() - t0
-            ranked = self._rank(query, [s for s in grounding.split_sentences(passages) if not grounding.is_instruction(s.text)])
+            ranked = self._rank(query, answerable_sentences(passages))
             yield Progress(stage="reading")
             answer, refused, cited = self._answer(part, query, passages, self._attempts(ranked, passages))
             results.append((part, answer, refused, cited))
@@ -214,7 +219,7 @@ class AnswerEngine:
         """The judged candidates of a one-part question's first attempt (to fit the verifier, or to see why)."""
         question = self.normalize(question)
         query, passages = self._retrieve(standalone_question(question, history), None)
-        ranked = self._rank(query, [s for s in grounding.split_sentences(passages) if not grounding.is_instruction(s.text)])
+        ranked = self._rank(query, answerable_sentences(passages))
         return self.judge(question, query, passages, self._attempts(ranked, passages)[0])
 
     def _retrieve(self, question: str, where: dict[str, str] | None) -> tuple[str, list[Document]]:
@@ -251,10 +256,7 @@ class AnswerEngine:
         index = ranked[0][0].passage
         passage = passages[index]
         completion, prompt = self._read(question, passage.page_content)
-        neighbours = [
-            grounding.Sentence(index, s.start, s.end, s.text)
-            for s in grounding.split_sentences([passage]) if not grounding.is_instruction(s.text)
-        ]
+        neighbours = [grounding.Sentence(index, s.start, s.end, s.text) for s in answerable_sentences([passage])]
         candidates = propose(question, completion.text if completion else None, ranked, index, neighbours)
         if not candidates:
             return []
@@ -268,7 +270,7 @@ class AnswerEngine:
             passage_coverage=grounding.coverage(question, text), word_match_min=min(matches),
             word_match_mean=sum(matches) / len(matches), names_missing=len(grounding.names_missing(query, text)),
             model_text=completion.text if completion else None,
-            model_logprob=completion.logprob if completion and completion.logprob is not None else None,
+            model_logprob=completion.logprob if completion else None,
             none_logprob=completion.none_logprob if completion else None,
         )
         judged = []

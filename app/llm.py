@@ -30,7 +30,7 @@ class Completion(BaseModel):
 
     text: str
     logprob: float | None = Field(description="Mean log-probability of the completion's tokens (0.0 for an empty one).")
-    none_logprob: float | None = Field(description="Log-probability of the continuation ' none' in place of the completion.")
+    none_logprob: float | None = Field(description="Log-probability of ' none' (the first token of the prompt's 'none' answer) in place of the completion.")
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -80,7 +80,7 @@ class LlamaCppCompletion(LLM):
         with self._lock:
             logprobs = self._prefill(llama.tokenize(prompt.encode(), add_bos=True, special=False))
             self._after_prompt = (prompt, logprobs)
-            none_logprob = self._continuation_logprobs(logprobs, llama.tokenize(b" none", add_bos=False))[0]
+            none_logprob = float(logprobs[llama.tokenize(b" none", add_bos=False)[0]])
             tokens: list[int] = []
             chosen: list[float] = []
             text = ""
@@ -129,25 +129,6 @@ class LlamaCppCompletion(LLM):
     def _last_logprobs(self) -> np.ndarray:
         llama = self._llama
         return _log_softmax(np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).copy())  # noqa: SLF001
-
-    def _continuation_logprobs(self, first: np.ndarray, tokens: list[int]) -> list[float]:
-        """Log-probabilities of `tokens` following the evaluated prompt, in one batch; the context is left as it was.
-
-        llama-cpp-python keeps only the last token's logits unless every position's are asked for (logits_all, which
-        would hold 2048 x 262k floats for Gemma); one batch with outputs at every position gives the same per call."""
-        if not tokens:
-            return []
-        llama = self._llama
-        logprobs = [float(first[tokens[0]])]
-        if len(tokens) > 1:
-            held = llama.n_tokens
-            llama._batch.set_batch(batch=tokens[:-1], n_past=held, logits_all=True)  # noqa: SLF001
-            llama._ctx.decode(llama._batch)  # noqa: SLF001
-            rows = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=((len(tokens) - 1) * llama.n_vocab(),))  # noqa: SLF001
-            rows = rows.reshape(len(tokens) - 1, -1)
-            logprobs += [float(_log_softmax(row)[token]) for row, token in zip(rows, tokens[1:], strict=True)]
-            llama._ctx.kv_cache_seq_rm(-1, held, -1)  # noqa: SLF001 - back to the prompt alone
-        return logprobs
 
     def _call(self, prompt: str, stop: list[str] | None = None, run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> str:
         return "".join(chunk.text for chunk in self._stream(prompt, stop, run_manager, **kwargs))

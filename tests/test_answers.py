@@ -139,10 +139,10 @@ def test_questions_about_the_document_are_answered_from_its_header(engine: Answe
 
 def test_a_question_typed_carelessly_gets_the_well_typed_answer(engine: AnswerEngine) -> None:
     well = engine.ask("Who is the chairman of Shui On Group?")
-    assert "Vincent Lo" in well.answer
+    assert not well.refused and "Vincent Lo" in well.citations[0].quote
     for typed in ("who is the chairman of shui on group", "who is the chairmen of Shui On Grup?", "whos shui on groups chairman"):
         answer = engine.ask(typed)
-        assert "Vincent Lo" in answer.answer and answer.citations == well.citations, typed
+        assert answer.answer == well.answer and answer.citations == well.citations, typed
 
 
 def test_followup_retrieves_with_the_conversation(engine: AnswerEngine) -> None:

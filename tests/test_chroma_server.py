@@ -190,11 +190,11 @@ def test_both_apps_answer_from_a_document_edited_through_the_server(server: Chro
 
 
 def wait_for_answer(url: str, body: dict, wanted: str, seconds: float) -> dict | None:
-    """The first answer holding `wanted` within `seconds`, else None."""
+    """The first answer quoting `wanted` within `seconds`, else None."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         answer = httpx.post(f"{url}/api/ask", json=body, timeout=60).json()
-        if wanted in answer.get("answer", ""):
+        if wanted in " ".join(c["quote"] for c in answer.get("citations", [])):
             return answer
         time.sleep(0.5)
     return None

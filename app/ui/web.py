@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse
 
 from app.api import corpus_stats, create_api
 from app.chain import Answer, AnswerEngine, QuestionError
-from app.errors import report_bug
+from app.errors import bug_message, report_bug
 from config import Settings
 from vectorstore import StoreError, is_outage
 
@@ -113,7 +113,7 @@ def chat_replies(engine: AnswerEngine, message: str, history: list[dict[str, str
         if is_outage(err):
             yield f"The answer service is unavailable right now ({err.__class__.__name__}); try again shortly.", gr.skip()
         else:
-            yield report_bug(err), gr.skip()
+            yield bug_message(report_bug(err)), gr.skip()
 
 
 def starter_questions(settings: Settings, stats: dict[str, Any]) -> list[str] | None:
