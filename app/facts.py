@@ -23,8 +23,8 @@ from langchain_core.documents import Document
 # The loader's own pattern and date parser, so that what is cited is exactly what the loader read.
 from ingest.loaders import LABELLED_LINE, iso_date
 
-Fact = Literal["author", "publisher", "date", "title"]
-FACTS: tuple[Fact, ...] = ("author", "publisher", "date", "title")
+Fact = Literal["author", "editor", "publisher", "date", "title"]
+FACTS: tuple[Fact, ...] = ("author", "editor", "publisher", "date", "title")
 MAX_TITLE_CHARS = 200
 """A longer "title" is the first line of a document without a heading (a whole paragraph): not worth showing."""
 
@@ -39,7 +39,8 @@ _NAMED_DOC = rf"(?:{_THE_DOC}|this)"
 _DOC = rf"(?:{_THE_DOC}|this|it)"  # "it" only with verbs that fit nothing but a document ("who wrote it")
 _NAMED_DOC_POSS = rf"(?:(?:this|the|that) )?{_DOC_NOUN}'?s"  # "the article's", "the articles"
 _DOC_POSS = rf"(?:{_NAMED_DOC_POSS}|its)"  # "its" only before nouns that fit a document ("its author", not "its name")
-_WRITER = r"(?:author|writer|reporter|journalist|correspondent)"  # not "editor": the header does not name one
+_WRITER = r"(?:author|writer|reporter|journalist|correspondent)"
+_EDITOR = r"(?:editor|sub-?editor|copy ?editor)"
 _PUBLISHER = (
     r"(?:publisher|publication|outlet|media outlet|news outlet|news ?agency|agency|newspaper|news ?paper|magazine"
     r"|media|website|site|source|news organi[sz]ation|organi[sz]ation|wire(?: service)?|company|paper)"
@@ -61,6 +62,15 @@ _PATTERNS: dict[Fact, tuple[str, ...]] = {
         rf"what (?:is|was) the name of the {_WRITER}(?: of {_DOC})?",  # what is the name of the reporter
         rf"whose {_DOC_NOUN} is (?:this|it)",  # whose article is this
         rf"(?:the )?{_WRITER} of {_DOC}|{_DOC_POSS} {_WRITER}",  # noun phrases: "author of the article"
+    ),
+    "editor": (
+        rf"who (?:edited|has edited|copy-?edited) {_DOC}",  # who edited it
+        rf"who (?:is|was) (?:the )?{_EDITOR}(?: of {_DOC})?",  # who is the editor (of the story)
+        rf"who (?:is|was) {_DOC_POSS} {_EDITOR}",  # who is the article's editor
+        rf"(?:by whom|who) (?:is|was) {_DOC} edited(?: by)?",  # who was the piece edited by
+        rf"what (?:is|was) the (?:name of the {_EDITOR}(?: of {_DOC})?|{_EDITOR}'?s name)",  # the editor's name
+        rf"(?:which|what) {_EDITOR} (?:edited|worked on|handled) {_DOC}",  # which editor handled the story
+        rf"(?:the )?{_EDITOR} of {_DOC}|{_DOC_POSS} {_EDITOR}",  # noun phrases
     ),
     "publisher": (
         rf"who (?:published|publishes) {_DOC}",  # who published it
@@ -85,7 +95,9 @@ _PATTERNS: dict[Fact, tuple[str, ...]] = {
         rf"what (?:is|was) the (?:publication|publishing|publish|published|release|posting) date(?: of {_DOC})?",
         rf"what (?:is|was) the date (?:of|on) {_DOC}",  # what is the date of the article
         rf"what (?:is|was) {_DOC_POSS} {_DATE}",  # what is the article's date
-        rf"(?:what|which) (?:date|day|year|month) (?:was|is) {_DOC} (?:{_PUBLISHED}|written|dated|from)",
+        # "what year was the article written", "in which month did the story come out"
+        rf"(?:(?:in|on|during) )?(?:what|which) (?:date|day|year|month) (?:was|is) {_DOC} (?:{_PUBLISHED}|written|dated|from)",
+        rf"(?:(?:in|on|during) )?(?:what|which) (?:date|day|year|month) did {_DOC} (?:come out|appear|get published|run|go online)",
         rf"(?:what|which) date is (?:on )?{_THE_DOC}",  # what date is the article
         rf"how (?:old|recent|new) is {_THE_DOC}",  # how old is the article (not "it": "how old is it" follows up)
         rf"(?:the )?{_DATE} of {_DOC}|{_DOC_POSS} {_DATE}|(?:the )?publication date",  # noun phrases
@@ -112,6 +124,8 @@ _COMPILED: dict[Fact, re.Pattern[str]] = {
 _CONTRACTION = re.compile(r"\b(who|what|when|where|how)'?s\b")
 _METADATA_KEY: dict[Fact, str] = {"author": "author", "publisher": "publisher", "date": "date", "title": "title"}
 _LABELS: dict[Fact, tuple[str, ...]] = {"author": ("AUTHOR", "BY"), "publisher": ("SOURCE",), "date": ("DATE",)}
+_EDITOR_LINE = re.compile(r"^\W*(?:editor|edited by)\s*:?\s+(\S.*?)\s*$", re.IGNORECASE)
+"""A credit line such as "Editor: Kim Taylor", which news sites print under the story rather than in the header."""
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _MD_HEADING = re.compile(r"#{1,6}\s+(.+?)\s*#*")
 
@@ -159,19 +173,15 @@ def fact_citation(fact: Fact, chunks: Sequence[Document], question: str | None =
     """
     if fact not in FACTS:
         raise ValueError(f"unknown document fact {fact!r}; expected one of {', '.join(FACTS)}")
+    if fact == "editor":
+        return _editor_line(chunks, question)
     key = _METADATA_KEY[fact]
     documents: dict[str, dict[str, object]] = {}
     for chunk in chunks:
         source = chunk.metadata.get("source")
         if isinstance(source, str) and chunk.metadata.get(key):
             documents.setdefault(source, chunk.metadata)
-    if len(documents) > 1 and question:
-        wanted = " ".join(question.split()).casefold()
-        documents = {
-            source: metadata
-            for source, metadata in documents.items()
-            if " ".join(str(metadata.get("title", "")).split()).casefold() in wanted
-        }
+    documents = _named(documents, question)
     if len(documents) != 1:
         return None
     (source,) = documents
@@ -185,6 +195,37 @@ def fact_citation(fact: Fact, chunks: Sequence[Document], question: str | None =
     if not own or own[0].metadata["chunk_index"] != 0:
         return None
     return _header_line(fact, value, own[0])
+
+
+def _named(documents: dict[str, dict[str, object]], question: str | None) -> dict[str, dict[str, object]]:
+    """Of several documents, those whose title the question contains (case and spacing aside)."""
+    if len(documents) <= 1 or not question:
+        return documents
+    wanted = " ".join(question.split()).casefold()
+    return {
+        source: metadata
+        for source, metadata in documents.items()
+        if " ".join(str(metadata.get("title", "")).split()).casefold() in wanted
+    }
+
+
+def _editor_line(chunks: Sequence[Document], question: str | None) -> FactAnswer | None:
+    """The "Editor: ..." credit line of the one document that has one, wherever in the document it stands."""
+    found: dict[str, tuple[Document, int, str, str]] = {}
+    for chunk in sorted(chunks, key=lambda c: c.metadata.get("chunk_index", 0) if isinstance(c.metadata.get("chunk_index"), int) else 0):
+        source = chunk.metadata.get("source")
+        if not isinstance(source, str) or source in found:
+            continue
+        for offset, line in _lines(chunk.page_content):
+            match = _EDITOR_LINE.match(line)
+            if match:
+                found[source] = (chunk, offset, line, match.group(1))
+                break
+    named = _named({source: hit[0].metadata for source, hit in found.items()}, question)
+    if len(named) != 1:
+        return None
+    chunk, offset, line, editor = found[next(iter(named))]
+    return _answer("editor", editor, chunk, offset, line)
 
 
 def _header_line(fact: Fact, value: str, first: Document) -> FactAnswer | None:
