@@ -40,7 +40,16 @@ nginx:
 	  echo "Installing Debian's nginx for the reverse-proxy test"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
 
-test: $(STAMP) browser nginx
+# axe-core for the browser tests' accessibility checks: the npm package pinned in tests/browser/package-lock.json.
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+$(AXE): tests/browser/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "Installing Debian's npm for the browser tests' axe-core"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	touch $(AXE)
+
+test: $(STAMP) browser nginx $(AXE)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

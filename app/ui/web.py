@@ -16,6 +16,8 @@ from fastapi.responses import RedirectResponse
 from app.api import corpus_stats, create_api
 from app.chain import Answer, AnswerEngine, QuestionError
 from app.errors import bug_message, report_bug
+from app.ui.embed import PAGE_JS, add_embed_script, show_page_options
+from app.ui.history import keep_across_reloads
 from config import Settings
 from vectorstore import StoreError, is_outage
 
@@ -38,7 +40,8 @@ CSS = """
 .rag-header {padding: 4px 2px 0 2px}
 .rag-header h1 {font-size: 1.35rem; margin: 0 0 2px 0}
 .rag-header p {margin: 0; color: var(--body-text-color-subdued); font-size: .9rem}
-.rag-sources {display: flex; flex-direction: column; gap: 10px}
+.rag-sources {display: flex; flex-direction: column; gap: 10px; border-radius: 10px}
+.rag-sources:focus-visible {outline: 2px solid var(--color-accent); outline-offset: 2px}
 .rag-source {border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 10px 12px;
   background: var(--background-fill-secondary)}
 .rag-source .rag-meta {font-size: .82rem; color: var(--body-text-color-subdued); margin-bottom: 6px}
@@ -50,6 +53,8 @@ CSS = """
 .rag-sources-title {font-weight: 600; margin: 4px 0 6px 0}
 .rag-empty {color: var(--body-text-color-subdued); font-size: .9rem}
 .rag-widget .rag-source .rag-passage {font-size: .85rem}
+#rag-chatbot .example {border: 1px solid var(--border-color-primary)}
+.dark .rag-refusal {color: #fde68a; background: #2a1a05; border-color: #f59e0b}
 footer {display: none !important}
 """
 
@@ -80,7 +85,7 @@ def sources_html(answer: Answer | None, engine: AnswerEngine) -> str:
             f"{html.escape(citation.source)} · characters {citation.start}–{citation.end}</div>"
             f'<div class="rag-passage">{body}</div></div>'
         )
-    return '<div class="rag-sources">' + "".join(cards) + "</div>"
+    return '<div class="rag-sources" tabindex="0" role="region" aria-label="Cited passages">' + "".join(cards) + "</div>"
 
 
 def _turns(history: list[Any]) -> list[dict[str, str]]:
@@ -147,19 +152,27 @@ def build_chat(engine: AnswerEngine, settings: Settings, stats: dict[str, Any], 
             elem_id="rag-chatbot", buttons=["copy", "copy_all"], feedback_options=None, layout="bubble",
         )
         sources = gr.HTML(sources_html(None, engine), elem_id="rag-sources", render=False)
+        starters = starter_questions(settings, stats)
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=320):
-                gr.ChatInterface(
+                chat = gr.ChatInterface(
                     fn=respond, chatbot=chatbot, additional_outputs=[sources],
-                    examples=None if compact else starter_questions(settings, stats), cache_examples=False,
+                    # The widget's page may bring its own (data-examples); ChatInterface wires example clicks only
+                    # when built with some, so a stand-in is given and hidden until the page's arrive.
+                    examples=starters or ([""] if compact else None), cache_examples=False,
                     run_examples_on_click=True,
                     api_name="chat", fill_height=False, autofocus=not compact,
                     textbox=gr.Textbox(placeholder="Ask about the source…", show_label=False, submit_btn=True, elem_id="rag-input"),
                 )
+                if compact and not starters:
+                    chatbot.examples = None
             with gr.Column(scale=2, min_width=300):
                 if not compact:
                     gr.HTML('<div class="rag-sources-title">Cited passages</div>')
                 sources.render()
+        keep_across_reloads(blocks, chat, sources, sources_html(None, engine), LOOKING)
+        if compact:
+            show_page_options(blocks, chatbot, starters)
     return blocks
 
 
@@ -167,13 +180,17 @@ def create_app(engine: AnswerEngine, settings: Settings) -> FastAPI:
     """The whole web app: JSON API, the chat window at `/`, the widget at `/widget`."""
     app = create_api(engine, settings)
     app.add_api_route("/widget", lambda: RedirectResponse("/widget/"), include_in_schema=False)
+    add_embed_script(app)
     stats = corpus_stats(settings)
-    theme = gr.themes.Soft(primary_hue="blue", font=SYSTEM_FONTS, font_mono=["ui-monospace", "monospace"])
+    theme = gr.themes.Soft(primary_hue="blue", font=SYSTEM_FONTS, font_mono=["ui-monospace", "monospace"]).set(
+        body_text_color_subdued="*neutral_600",  # the theme's gray-400 on white is 2.4:1; WCAG AA asks 4.5:1
+    )
     for path, compact in (("/widget", True), ("/", False)):  # the widget first: "/" would catch its path
         blocks = build_chat(engine, settings, stats, compact=compact)
         blocks.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
         app = gr.mount_gradio_app(
-            app, blocks, path=path, theme=theme, css=CSS, footer_links=[], ssr_mode=False,
+            app, blocks, path=path, theme=theme, css=CSS, js=PAGE_JS.read_text(encoding="utf-8"),
+            footer_links=[], ssr_mode=False,
             enable_monitoring=False, pwa=False, mcp_server=False, show_error=False,
         )
     return app
