@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test browser nginx bench bench-scaling clean
+.PHONY: run test browser nginx postgres bench bench-scaling clean
 
 # llama.cpp compiles for the CPU it is built on unless told otherwise, and greedy answers then differ between machines.
 # It is built for one portable target instead, x86-64-v3 (AVX2, FMA, F16C, BMI2: x86 servers since 2015), so every
@@ -49,7 +49,13 @@ $(AXE): tests/browser/package-lock.json
 	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
 	touch $(AXE)
 
-test: $(STAMP) browser nginx $(AXE)
+# The question-log tests also run against a real PostgreSQL that they start from Debian's binaries; install when missing.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "Installing Debian's postgresql for the question-log tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+test: $(STAMP) browser nginx $(AXE) postgres
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

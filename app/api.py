@@ -1,4 +1,5 @@
-"""The HTTP API (FastAPI): `POST /api/ask`, `GET /api/health`, and the origin guard shared with the UI."""
+"""The HTTP API (FastAPI): `POST /api/ask`, `POST /api/feedback`, `GET /api/health`, the owner's `/insights`, and the
+origin guard shared with the UI."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 import re
 import secrets
 import time
-from typing import Any
+from typing import Any, Literal
 
 from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI, Request
@@ -21,7 +22,9 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.chain import Answer, AnswerEngine, QuestionError, Turn
 from app.errors import bug_message, report_bug
+from app.insights import add_insights_routes
 from app.llm import LLMUnavailable
+from app.questionlog import QuestionLogUnavailable, open_question_log
 from config import Settings
 from vectorstore import StoreError, is_outage, open_collection
 
@@ -46,6 +49,18 @@ def metadata_filter(source: str | None, title: str | None) -> dict[str, str] | N
     return where or None
 
 
+class AskResponse(Answer):
+    answer_id: str | None = Field(
+        None, description="Id of this answer in the question log, for POST /api/feedback; null when RAG_QUESTION_LOG is false."
+    )
+
+
+class FeedbackRequest(BaseModel):
+    answer_id: str = Field(max_length=64, description="The `answer_id` that POST /api/ask returned.")
+    rating: Literal["up", "down"] = Field(description="Thumbs up or down.")
+    comment: str | None = Field(None, max_length=2000, description="Optional words on what was right or wrong.")
+
+
 class Health(BaseModel):
     status: str
     documents: int = 0
@@ -68,6 +83,8 @@ def corpus_stats(settings: Settings) -> dict[str, Any]:
 
 ASK_ROUTES = re.compile(r"^/api/ask$|^(/widget)?/gradio_api/(queue/join|call/|run/)")
 """POSTs that put a question to the engine: the JSON API and the chat and widget queues (Gradio)."""
+FEEDBACK_ROUTE = "/api/feedback"
+"""Feedback on an answer: the token and the rate limit of `POST /api/ask` (a budget of its own), no queue."""
 RETRY_AFTER_S = 5
 """Retry-After (seconds) on 503: about the time a full queue of the embedded model takes to move on."""
 
@@ -97,7 +114,7 @@ class Guard(BaseHTTPMiddleware):
       CORS answers they would not read. Allowed origins get CORS headers (see `create_api`). The app's own origin
       is the request's `scheme://host` (as forwarded by a trusted proxy, see `ForwardedHeaders`) and RAG_PUBLIC_URL.
     - Body size: 413 over 64 KB on the API.
-    - RAG_API_TOKEN: `POST /api/ask` needs the bearer token (401). The chat queues stay open to browsers of allowed
+    - RAG_API_TOKEN: `POST /api/ask` and `POST /api/feedback` need the bearer token (401). The chat queues stay open to browsers of allowed
       origins (a browser always sends `Origin` with a POST); callers without a browser origin need the token there too.
     - RAG_RATE_LIMIT: questions per client address (429 with Retry-After).
     - RAG_QUEUE_SIZE: at most that many API questions wait at once; more get 503 with Retry-After, not a hang.
@@ -130,14 +147,16 @@ class Guard(BaseHTTPMiddleware):
             return JSONResponse({"error": f"The request body is over {MAX_BODY_BYTES // 1024} KB."}, 413)
         path = request.url.path
         api = request.method == "POST" and path == "/api/ask"
-        if request.method == "POST" and ASK_ROUTES.match(path):
+        feedback = request.method == "POST" and path == FEEDBACK_ROUTE
+        if feedback or (request.method == "POST" and ASK_ROUTES.match(path)):
             browser = origin is not None and origin != "null"
-            if self.bearer and (api or not browser) and not self._authorized(request):
+            if self.bearer and (api or feedback or not browser) and not self._authorized(request):
                 return JSONResponse(
                     {"error": "This API needs 'Authorization: Bearer <token>' (the token set in RAG_API_TOKEN)."}, 401,
                     headers={"WWW-Authenticate": "Bearer"},
                 )
-            wait = self._rate_limited(request.client.host if request.client else "unknown")
+            client = request.client.host if request.client else "unknown"
+            wait = self._rate_limited(f"feedback {client}" if feedback else client)
             if wait:
                 return JSONResponse(
                     {"error": f"Too many questions from this address; try again in {wait} s."}, 429,
@@ -189,6 +208,8 @@ def create_api(engine: AnswerEngine, settings: Settings) -> FastAPI:
     # Outermost, so the guard and the rate limit see the scheme, host and client the trusted proxy forwarded.
     api.add_middleware(ForwardedHeaders, trusted_hosts=settings.trusted_proxies)
     answering = CapacityLimiter(settings.concurrency)  # as many at once as the chat queue: waiting requests hold no thread
+    log = api.state.question_log = open_question_log(settings)  # None when RAG_QUESTION_LOG=false; the chat logs here too
+    add_insights_routes(api, log, lambda: engine.embeddings.embed_documents, settings)
 
     @api.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -207,14 +228,20 @@ def create_api(engine: AnswerEngine, settings: Settings) -> FastAPI:
         if problem.get("type") == "json_invalid":
             return JSONResponse({"error": "The request body is not valid JSON."}, 400)
         field = ".".join(str(p) for p in problem["loc"] if p != "body")
-        message = "The request body must be a JSON object with a 'question'." if not field else f"{field}: {problem['msg']}."
+        wanted = "'answer_id' and 'rating'" if request.url.path == FEEDBACK_ROUTE else "a 'question'"
+        message = f"The request body must be a JSON object with {wanted}." if not field else f"{field}: {problem['msg']}."
         return JSONResponse({"error": message}, 422)
 
-    @api.post("/api/ask", response_model=Answer, responses={400: {}, 413: {}, 422: {}, 500: {}, 503: {}}, max_body_size=MAX_BODY_BYTES)
+    def answer_and_log(request: AskRequest) -> AskResponse:
+        answer = engine.ask(request.question, request.history, request.where())
+        answer_id = log.record(request.question, answer, "api") if log else None
+        return AskResponse(**answer.model_dump(), answer_id=answer_id)
+
+    @api.post("/api/ask", response_model=AskResponse, responses={400: {}, 413: {}, 422: {}, 500: {}, 503: {}}, max_body_size=MAX_BODY_BYTES)
     async def ask(request: AskRequest) -> Any:
-        """Answer a question (with optional history); the same JSON as `python -m app.ask --json`."""
+        """Answer a question (with optional history): the JSON of `python -m app.ask --json` and the `answer_id`."""
         try:
-            return await to_thread.run_sync(engine.ask, request.question, request.history, request.where(), limiter=answering)
+            return await to_thread.run_sync(answer_and_log, request, limiter=answering)
         except QuestionError as err:
             return JSONResponse({"error": str(err)}, 422)
         except (StoreError, LLMUnavailable) as err:
@@ -225,6 +252,19 @@ def create_api(engine: AnswerEngine, settings: Settings) -> FastAPI:
                 return JSONResponse({"error": message}, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
             error_id = report_bug(err)
             return JSONResponse({"error": bug_message(error_id), "error_id": error_id}, 500)
+
+    @api.post("/api/feedback", responses={404: {}, 413: {}, 422: {}, 503: {}}, max_body_size=MAX_BODY_BYTES)
+    def feedback(request: FeedbackRequest) -> Any:
+        """Thumbs up or down, and an optional comment, on an answer of `POST /api/ask` (a new rating replaces the old)."""
+        if log is None:
+            return JSONResponse({"error": "Feedback is not stored: the question log is off (RAG_QUESTION_LOG=false)."}, 404)
+        try:
+            found = log.feedback(request.answer_id, request.rating, request.comment)
+        except QuestionLogUnavailable as err:
+            return JSONResponse({"error": f"{err}; try again shortly."}, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
+        if not found:
+            return JSONResponse({"error": "No logged answer has this answer_id."}, 404)
+        return {"answer_id": request.answer_id, "rating": request.rating, "comment": request.comment}
 
     @api.get("/api/health", response_model=Health, responses={503: {"model": Health}})
     def health() -> Any:

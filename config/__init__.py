@@ -231,6 +231,30 @@ class Settings(BaseSettings):
         ),
     )
 
+    # --- question log and insights ----------------------------------------------------------------------------
+    database_url: SecretStr | None = Field(
+        None,
+        description=(
+            "SQLAlchemy URL of the question log, e.g. 'postgresql+psycopg://user:password@host/db' when replicas share "
+            "one log. Empty: the SQLite file questions.sqlite beside the local store (in RAG_CHROMA_PATH's parent folder)."
+        ),
+    )
+    question_log: bool = Field(
+        True,
+        description=(
+            "Store each answered question with its answer, citations, latency, entry (chat, widget, api) and feedback "
+            "(never an IP address or token); false: nothing is stored and feedback is off."
+        ),
+    )
+    question_log_days: int = Field(90, ge=1, description="Days a logged question is kept; older rows are deleted.")
+    admin_token: SecretStr | None = Field(
+        None,
+        description=(
+            "When set, /insights (questions, refusals, feedback, latency) and its CSV export open with "
+            "'Authorization: Bearer <token>' or the page's sign-in form; unset: /insights is 404."
+        ),
+    )
+
     @field_validator("rate_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
@@ -263,6 +287,27 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{proxy!r} is not an IP address, a network such as '10.0.0.0/8', or '*'") from None
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        """A URL SQLAlchemy can open with an installed driver (the password is never repeated in the message)."""
+        if value is None or not value.get_secret_value().strip():
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            url = make_url(value.get_secret_value().strip())
+        except ArgumentError:
+            raise ValueError("not a database URL such as 'postgresql+psycopg://user:password@host/db'") from None
+        try:
+            url.get_dialect().import_dbapi()
+        except (NoSuchModuleError, ImportError):
+            raise ValueError(
+                f"no installed driver for '{url.drivername}'; use 'postgresql+psycopg://...' or 'sqlite:///path'"
+            ) from None
+        return SecretStr(url.render_as_string(hide_password=False))
 
     @field_validator("public_url")
     @classmethod

@@ -16,7 +16,9 @@ from fastapi.responses import RedirectResponse
 from app.api import corpus_stats, create_api
 from app.chain import Answer, AnswerEngine, QuestionError
 from app.errors import bug_message, report_bug
+from app.questionlog import Entry, QuestionLog
 from app.ui.embed import PAGE_JS, add_embed_script, show_page_options
+from app.ui.feedback import FEEDBACK_OPTIONS, add_feedback, answer_message
 from app.ui.history import keep_across_reloads
 from config import Settings
 from vectorstore import StoreError, is_outage
@@ -101,15 +103,19 @@ def _turns(history: list[Any]) -> list[dict[str, str]]:
     return turns
 
 
-def chat_replies(engine: AnswerEngine, message: str, history: list[dict[str, str]]) -> Iterator[tuple[str, Any]]:
-    """The answer bubble's states and the sources panel: progress until the checked answer, then the answer.
+def chat_replies(
+    engine: AnswerEngine, message: str, history: list[dict[str, str]], log: QuestionLog | None = None, entry: Entry = "chat"
+) -> Iterator[tuple[str | gr.ChatMessage, Any]]:
+    """The answer bubble's states and the sources panel: progress until the checked answer, then the answer (logged
+    in `log`, when given, and then carrying its log id for the thumbs; see `app.ui.feedback`).
 
     Only checked text reaches the page. Errors are shown, not raised into the page: a bad question or a store that
     is down in words, a bug as "Something went wrong" with the id that its logged traceback carries."""
     try:
         for event in engine.stream(message, history):
             if isinstance(event, Answer):
-                yield event.answer, sources_html(event, engine)
+                answer_id = log.record(message, event, entry) if log else None
+                yield answer_message(event.answer, answer_id), sources_html(event, engine)
             elif event.stage == "retrieving":
                 yield LOOKING, gr.skip()
     except (QuestionError, StoreError) as err:
@@ -128,11 +134,14 @@ def starter_questions(settings: Settings, stats: dict[str, Any]) -> list[str] | 
     return EXAMPLES if stats.get("titles") == [BUNDLED_TITLE] else None
 
 
-def build_chat(engine: AnswerEngine, settings: Settings, stats: dict[str, Any], *, compact: bool) -> gr.Blocks:
-    """The chat: streamed answers with markers, and the cited passages of the latest answer beside or below."""
+def build_chat(
+    engine: AnswerEngine, settings: Settings, stats: dict[str, Any], *, compact: bool, log: QuestionLog | None = None
+) -> gr.Blocks:
+    """The chat: streamed answers with markers, and the cited passages of the latest answer beside or below; with a
+    question log, thumbs and comments on each answer."""
 
-    def respond(message: str, history: list[Any]) -> Iterator[tuple[str, Any]]:
-        yield from chat_replies(engine, message, _turns(history))
+    def respond(message: str, history: list[Any]) -> Iterator[tuple[str | gr.ChatMessage, Any]]:
+        yield from chat_replies(engine, message, _turns(history), log, "widget" if compact else "chat")
 
     titles = stats.get("titles", [])
     shown = "; ".join(html.escape(t) for t in titles[:3]) + ("; …" if len(titles) > 3 else "")
@@ -149,7 +158,7 @@ def build_chat(engine: AnswerEngine, settings: Settings, stats: dict[str, Any], 
         chatbot = gr.Chatbot(
             height=300 if compact else 460, render_markdown=False, sanitize_html=True, label="Chat",
             show_label=False, placeholder=None if compact else "Ask a question about the loaded documents.",
-            elem_id="rag-chatbot", buttons=["copy", "copy_all"], feedback_options=None, layout="bubble",
+            elem_id="rag-chatbot", buttons=["copy", "copy_all"], feedback_options=FEEDBACK_OPTIONS if log else None, layout="bubble",
         )
         sources = gr.HTML(sources_html(None, engine), elem_id="rag-sources", render=False)
         starters = starter_questions(settings, stats)
@@ -164,6 +173,7 @@ def build_chat(engine: AnswerEngine, settings: Settings, stats: dict[str, Any], 
                     api_name="chat", fill_height=False, autofocus=not compact,
                     textbox=gr.Textbox(placeholder="Ask about the source…", show_label=False, submit_btn=True, elem_id="rag-input"),
                 )
+                add_feedback(chatbot, log)
                 if compact and not starters:
                     chatbot.examples = None
             with gr.Column(scale=2, min_width=300):
@@ -186,7 +196,7 @@ def create_app(engine: AnswerEngine, settings: Settings) -> FastAPI:
         body_text_color_subdued="*neutral_600",  # the theme's gray-400 on white is 2.4:1; WCAG AA asks 4.5:1
     )
     for path, compact in (("/widget", True), ("/", False)):  # the widget first: "/" would catch its path
-        blocks = build_chat(engine, settings, stats, compact=compact)
+        blocks = build_chat(engine, settings, stats, compact=compact, log=app.state.question_log)
         blocks.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
         app = gr.mount_gradio_app(
             app, blocks, path=path, theme=theme, css=CSS, js=PAGE_JS.read_text(encoding="utf-8"),
