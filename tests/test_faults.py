@@ -6,12 +6,14 @@ same ids. The disk scenarios put the store on a small tmpfs, which needs root an
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -129,10 +131,20 @@ def kill_while_answering(server: AppServer) -> httpx.Response | httpx.HTTPError:
     return outcome[0]
 
 
+def logged_ids(tmp: Path) -> set[str]:
+    """The answer ids in the app's default question log (questions.sqlite beside its store), read with a fresh
+    read-only connection after the app died, with an integrity check first."""
+    with contextlib.closing(sqlite3.connect(f"file:{tmp / 'questions.sqlite'}?mode=ro", uri=True)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return {row[0] for row in db.execute("SELECT id FROM answered_questions")}
+
+
 def test_kill_9_app_during_an_answer(tmp_path: Path, clean_ids: set[str], reliability) -> None:  # noqa: ANN001
-    """Three times: start the app on a store holding the article, kill -9 it mid-answer; the store stays whole."""
+    """Three times: start the app on a store holding the article, kill -9 it mid-answer; the store stays whole, and
+    the question log keeps every answer logged before the kill."""
     store = tmp_path / "chroma"
     ingest([ARTICLE], Settings(chroma_path=store), progress=False)
+    logged: set[str] = set()
     for _ in range(3):
         server = AppServer(tmp_path)
         try:
@@ -143,12 +155,17 @@ def test_kill_9_app_during_an_answer(tmp_path: Path, clean_ids: set[str], reliab
         outcome = kill_while_answering(server)
         assert isinstance(outcome, httpx.TransportError), f"the answer finished before the kill: {outcome}"
         assert_same_as_clean(store_ids(store), clean_ids)
+        after = logged_ids(tmp_path)
+        assert logged <= after and len(after) >= len(logged) + 1, "an answer logged before the kill was lost"
+        logged = after
     server = AppServer(tmp_path)
     try:
         assert_answers(server, len(clean_ids))
     finally:
         server.stop()
+    assert logged < logged_ids(tmp_path), "the log takes answers again after the restart"
     reliability("kill -9 app during an answer", 3, "store intact (same count and ids); answers after restart")
+    reliability("kill -9 app during an answer: question log", 3, "every row logged before the kill kept; log intact and logging after restart")
 
 
 def test_kill_9_ingest_during_a_write_is_healed_by_rerun(settings: Settings, clean_ids: set[str], reliability) -> None:  # noqa: ANN001
