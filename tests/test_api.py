@@ -15,7 +15,7 @@ from config import load_settings
 from ingest.pipeline import ingest
 from tests.conftest import ARTICLE, AppServer
 
-KEYS = {"answer", "refused", "citations", "timings", "answer_id"}
+KEYS = {"answer", "refused", "citations", "timings", "answer_id", "language"}
 ALLOWED = "http://127.0.0.1:8123"
 
 

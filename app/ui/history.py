@@ -38,7 +38,7 @@ _SAVE_JS = """(history, sources) => {
   const turns = (history || []).map((m) => {
     const id = m.metadata && typeof m.metadata.id === "string" ? m.metadata.id : undefined;
     return {role: m.role, content: text(m.content), id};
-  }).filter((m) => (m.role === "user" || m.role === "assistant") && m.content && m.content !== __PROGRESS__);
+  }).filter((m) => (m.role === "user" || m.role === "assistant") && m.content && !__PROGRESS__.includes(m.content));
   if (turns.length && turns[turns.length - 1].role === "user") turns.pop();  // still being answered
   while (turns.length && JSON.stringify(turns).length > __STORED_CHARS__) turns.splice(0, 2);
   try {
@@ -68,12 +68,12 @@ def stored_messages(saved: Any) -> list[dict[str, Any]]:
 
 
 def keep_across_reloads(
-    blocks: gr.Blocks, chat: gr.ChatInterface, sources: gr.HTML, empty_sources: str, progress: str
+    blocks: gr.Blocks, chat: gr.ChatInterface, sources: gr.HTML, empty_sources: str, progress: list[str]
 ) -> None:
     """Save `chat`'s conversation and the `sources` panel in the tab on every change, and restore both on load.
 
-    Call inside `blocks`. `empty_sources` is the panel after the clear button; `progress` the bubble text of an answer
-    still being made, never kept."""
+    Call inside `blocks`. `empty_sources` is the panel after the clear button; `progress` the bubble texts of an answer
+    still being made (one per language), never kept."""
     save_js = (
         _SAVE_JS.replace("__PROGRESS__", json.dumps(progress)).replace("__STORED_CHARS__", str(STORED_CHARS))
         .replace("__KEY__", _KEY)

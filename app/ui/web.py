@@ -13,6 +13,7 @@ import gradio as gr
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
+from app import language
 from app.api import corpus_stats, create_api
 from app.chain import Answer, AnswerEngine, QuestionError
 from app.errors import bug_message, report_bug
@@ -32,8 +33,8 @@ EXAMPLES = [
 ]
 """Starter questions about the bundled article: shown only when it is the one document loaded (or RAG_EXAMPLES)."""
 
-LOOKING = "Looking in the source…"
-"""The answer bubble until the checked answer is ready."""
+LOOKING = language.texts(language.ENGLISH).looking
+"""The answer bubble until the checked answer is ready (in the question's language: `app.language`)."""
 
 SYSTEM_FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"]
 """Local fonts only: Gradio's default theme would fetch fonts from Google, and intranets are often offline."""
@@ -58,6 +59,8 @@ CSS = """
 #rag-chatbot .example {border: 1px solid var(--border-color-primary)}
 .dark .rag-refusal {color: #fde68a; background: #2a1a05; border-color: #f59e0b}
 footer {display: none !important}
+.rag-visually-hidden {position: absolute !important; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden;
+  clip: rect(0, 0, 0, 0); white-space: nowrap; border: 0}
 """
 
 
@@ -117,7 +120,7 @@ def chat_replies(
                 answer_id = log.record(message, event, entry) if log else None
                 yield answer_message(event.answer, answer_id), sources_html(event, engine)
             elif event.stage == "retrieving":
-                yield LOOKING, gr.skip()
+                yield language.texts(event.language).looking, gr.skip()
     except (QuestionError, StoreError) as err:
         yield str(err), sources_html(None, engine)
     except Exception as err:  # noqa: BLE001 - an outage, or a bug with its id
@@ -146,7 +149,9 @@ def build_chat(
     titles = stats.get("titles", [])
     shown = "; ".join(html.escape(t) for t in titles[:3]) + ("; …" if len(titles) > 3 else "")
     with gr.Blocks(title="Cited Q&A" if not compact else "Cited Q&A widget", elem_classes=["rag-widget"] if compact else None) as blocks:
-        if not compact:
+        if compact:  # a heading for screen readers' page outline; the host page's launcher shows the title
+            gr.HTML('<h1 class="rag-visually-hidden">Ask the source</h1>')
+        else:
             date = f" · {html.escape(stats['date'])}" if stats.get("date") else ""
             count = stats.get("documents", 0)
             documents = "" if count == 1 else f"{count} documents: "
@@ -180,7 +185,7 @@ def build_chat(
                 if not compact:
                     gr.HTML('<div class="rag-sources-title">Cited passages</div>')
                 sources.render()
-        keep_across_reloads(blocks, chat, sources, sources_html(None, engine), LOOKING)
+        keep_across_reloads(blocks, chat, sources, sources_html(None, engine), sorted({t.looking for t in language.TEXTS.values()}))
         if compact:
             show_page_options(blocks, chatbot, starters)
     return blocks
