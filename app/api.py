@@ -81,8 +81,12 @@ def corpus_stats(settings: Settings) -> dict[str, Any]:
     }
 
 
-ASK_ROUTES = re.compile(r"^/api/ask$|^(/widget)?/gradio_api/(queue/join|call/|run/)")
+ASK_ROUTES = re.compile(r"^/api/ask$|^(/widget)?/gradio_api/(queue/join|call/)")
 """POSTs that put a question to the engine: the JSON API and the chat and widget queues (Gradio)."""
+GRADIO_DIRECT = re.compile(r"^(/widget)?/gradio_api/(run|api)/")
+"""Gradio's direct routes. The chat's page events use them (history restored on load, starter questions, thumbs):
+they need the token from callers without a browser origin, like the queues, but are not questions and do not count
+against the rate limit. They refuse the queued answering function (`api_open=False`, `app.ui.web`)."""
 FEEDBACK_ROUTE = "/api/feedback"
 """Feedback on an answer: the token and the rate limit of `POST /api/ask` (a budget of its own), no queue."""
 RETRY_AFTER_S = 5
@@ -148,13 +152,15 @@ class Guard(BaseHTTPMiddleware):
         path = request.url.path
         api = request.method == "POST" and path == "/api/ask"
         feedback = request.method == "POST" and path == FEEDBACK_ROUTE
-        if feedback or (request.method == "POST" and ASK_ROUTES.match(path)):
+        asking = request.method == "POST" and ASK_ROUTES.match(path) is not None
+        if feedback or asking or (request.method == "POST" and GRADIO_DIRECT.match(path)):
             browser = origin is not None and origin != "null"
             if self.bearer and (api or feedback or not browser) and not self._authorized(request):
                 return JSONResponse(
                     {"error": "This API needs 'Authorization: Bearer <token>' (the token set in RAG_API_TOKEN)."}, 401,
                     headers={"WWW-Authenticate": "Bearer"},
                 )
+        if feedback or asking:
             client = request.client.host if request.client else "unknown"
             wait = self._rate_limited(f"feedback {client}" if feedback else client)
             if wait:

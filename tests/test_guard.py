@@ -107,6 +107,18 @@ def test_overload_gets_503_with_retry_after_not_a_hang(guarded: AppServer, relia
     )
 
 
+def test_gradio_direct_routes_never_answer_a_question(guarded: AppServer) -> None:
+    """Gradio's direct /run/ and /api/ routes (left open by Gradio off Hugging Face Spaces) would answer without the
+    queue, its bound and the rate limit: they need the token without a browser origin, and even with it they refuse
+    the answering function (only the chat's page events use them). They do not count against the rate limit."""
+    for path in ("/gradio_api/api/chat", "/gradio_api/run/chat", "/widget/gradio_api/api/chat", "/widget/gradio_api/run/chat"):
+        body = {"data": [QUESTION, []]}
+        assert httpx.post(guarded.url + path, json=body, timeout=30).status_code == 401, path
+        for _ in range(RATE // 4):  # more than the rate's share left for the next test, were they counted
+            refused = httpx.post(guarded.url + path, json=body, headers=bearer(), timeout=30)
+            assert refused.status_code == 404 and "join the queue" in refused.text, (path, refused.text[:200])
+
+
 def test_rate_limit_per_client_gives_429_with_retry_after(guarded: AppServer, reliability) -> None:  # noqa: ANN001
     statuses = []
     for _ in range(RATE + 1):  # empty questions: cheap (422), but each one counts against the limit

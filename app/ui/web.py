@@ -202,7 +202,9 @@ def create_app(engine: AnswerEngine, settings: Settings) -> FastAPI:
     )
     for path, compact in (("/widget", True), ("/", False)):  # the widget first: "/" would catch its path
         blocks = build_chat(engine, settings, stats, compact=compact, log=app.state.question_log)
-        blocks.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
+        # api_open=False: the answering function only through the queue, where the guard counts and bounds questions
+        # (Gradio opens its direct /run/ and /api/ routes to every function unless told, off Hugging Face Spaces).
+        blocks.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size, api_open=False)
         app = gr.mount_gradio_app(
             app, blocks, path=path, theme=theme, css=CSS, js=PAGE_JS.read_text(encoding="utf-8"),
             footer_links=[], ssr_mode=False,
