@@ -78,6 +78,8 @@ def gradio_session(url: str, questions: list[str], timeout: float) -> Callable[[
     def ask(turn: int) -> tuple[str | None, bool]:
         result = client.predict(questions[turn % len(questions)], api_name="/chat")
         answer = result[0] if isinstance(result, (list, tuple)) else result
+        if isinstance(answer, dict):  # a message with its question-log id (metadata) when the log is on
+            answer = answer.get("content")
         return (None, False) if isinstance(answer, str) and answer.strip() else (f"empty reply {result!r:.120}", False)
 
     return ask
