@@ -75,3 +75,34 @@ def test_an_english_question_is_answered_as_before(english_engine: AnswerEngine)
     answer = english_engine.ask("Who is the president of the University of Hong Kong?")
     assert not answer.refused and answer.language == "en"
     assert "Zhang Xiang" in answer.citations[0].quote
+
+
+@pytest.fixture(scope="module")
+def multilingual_engine(tmp_path_factory: pytest.TempPathFactory, english_engine: AnswerEngine) -> AnswerEngine:
+    settings = load_settings(chroma_path=tmp_path_factory.mktemp("e5") / "chroma", embedding_model="multilingual-e5-small")
+    ingest([ARTICLE], settings, progress=False)
+    return AnswerEngine(settings, llm=english_engine.llm)
+
+
+@pytest.mark.parametrize(
+    ("question", "asked"),
+    [("香港大学校长是谁？", "zh-hans"), ("香港大學校長是誰？", "zh-hant"), ("上海中心大厦有多高？", "zh-hans"), ("上海中心大廈有多高？", "zh-hant")],
+)
+def test_a_multilingual_model_answers_with_a_quote_or_refuses_in_the_question_language(
+    multilingual_engine: AnswerEngine, question: str, asked: str
+) -> None:
+    """Across languages the answer is a quote of the English source, verbatim at its offsets, or the refusal in the
+    question's own script; e5 puts the right sentence first for the president question."""
+    from vectorstore import MULTILINGUAL_MODEL
+
+    assert multilingual_engine.embeddings.name == MULTILINGUAL_MODEL and multilingual_engine.multilingual
+    text = ARTICLE.read_text(encoding="utf-8")
+    answer = multilingual_engine.ask(question)
+    assert answer.language == asked
+    if answer.refused:
+        assert answer.answer == language.texts(asked).refusal and answer.citations == []
+    else:
+        assert all(text[c.start : c.end] == c.quote for c in answer.citations) and answer.citations
+    query, passages = multilingual_engine._retrieve(question, None)
+    if "校长" in question or "校長" in question:
+        assert any("Zhang Xiang" in p.page_content for p in passages[:2]), "cross-language retrieval finds the passage"
