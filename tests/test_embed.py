@@ -215,6 +215,10 @@ def test_dark_mode_follows_the_system_and_axe_finds_nothing_serious(
     assert widget_frame(page).evaluate("document.body.classList.contains('dark')")
     assert page.evaluate("getComputedStyle(document.querySelector('[data-rag-embed]').shadowRoot"
                          ".querySelector('.panel')).backgroundColor") == "rgb(11, 15, 25)"
+    box = widget_frame(page).locator("#rag-input textarea")
+    box.fill("Who chairs Shui On Group?")
+    box.press("Enter")
+    widget_frame(page).locator("#rag-sources .rag-source mark").first.wait_for(timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "launcher-dark.png"))
     page.close()
     assert not any(findings.values()), findings
