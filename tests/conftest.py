@@ -26,6 +26,20 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAG_CHROMA_PATH", str(tmp_path / "chroma"))
 
 
+@pytest.fixture(scope="session")
+def article_engine(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - an app.chain.AnswerEngine
+    """One warmed-up engine over the bundled article in a store of its own, shared by the in-process tests that only
+    ask it questions (the models load once)."""
+    from app.chain import AnswerEngine
+    from ingest.pipeline import ingest
+
+    settings = load_settings(chroma_path=tmp_path_factory.mktemp("article-engine") / "chroma")
+    ingest([ARTICLE], settings, progress=False)
+    engine = AnswerEngine(settings)
+    engine.warm_up()
+    return engine
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return load_settings(chroma_path=tmp_path / "chroma")

@@ -12,20 +12,13 @@ from starlette.testclient import TestClient
 
 from app.api import create_api
 from app.chain import AnswerEngine
-from config import load_settings
-from ingest.pipeline import ingest
-from tests.conftest import ARTICLE
 
 QUESTION = {"question": "Who is the chairman of Shui On Group?"}
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> AnswerEngine:
-    settings = load_settings(chroma_path=tmp_path_factory.mktemp("errors") / "chroma")
-    ingest([ARTICLE], settings, progress=False)
-    engine = AnswerEngine(settings)
-    engine.warm_up()
-    return engine
+def engine(article_engine: AnswerEngine) -> AnswerEngine:
+    return article_engine
 
 
 @pytest.fixture

@@ -56,10 +56,8 @@ def test_fixed_texts_follow_the_question_and_fall_back_to_english() -> None:
 
 
 @pytest.fixture(scope="module")
-def english_engine(tmp_path_factory: pytest.TempPathFactory) -> AnswerEngine:
-    settings = load_settings(chroma_path=tmp_path_factory.mktemp("language") / "chroma")
-    ingest([ARTICLE], settings, progress=False)
-    return AnswerEngine(settings)
+def english_engine(article_engine: AnswerEngine) -> AnswerEngine:
+    return article_engine
 
 
 @pytest.mark.parametrize("question", ["香港大学校长是谁？", "Кто президент Гонконгского университета?"])

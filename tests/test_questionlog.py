@@ -23,8 +23,6 @@ from app.api import create_api
 from app.chain import Answer, AnswerEngine, Citation, Timings
 from app.questionlog import QuestionLog, database_url, open_question_log, utcnow
 from config import Settings, load_settings
-from ingest.pipeline import ingest
-from tests.conftest import ARTICLE
 from tests.postgres import PostgresServer
 from vectorstore import get_embeddings
 
@@ -283,12 +281,8 @@ def test_csv_export_of_the_log(db_url: str, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> AnswerEngine:
-    settings = load_settings(chroma_path=tmp_path_factory.mktemp("questionlog") / "chroma")
-    ingest([ARTICLE], settings, progress=False)
-    engine = AnswerEngine(settings)
-    engine.warm_up()
-    return engine
+def engine(article_engine: AnswerEngine) -> AnswerEngine:
+    return article_engine
 
 
 def assert_no_address_or_token(url: str, *secrets: str) -> None:
