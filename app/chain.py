@@ -267,40 +267,18 @@ class AnswerEngine:
         """Stages "read" and "verify" for a question in another language than English.
 
         The English checks compare the question's words with the passage's; across languages there are none to
-        compare, and nothing may pass for want of words to check. The decision rests on what does not depend on
-        language: the best sentence's similarity to the question and its lead over the next sentence, and the
-        model's own view (its span is verbatim in that sentence, and "none" is unlikely). The reply is the span when
-        the model found one in the sentence, else the whole sentence: a quote, in the source's language."""
-        seen = self.across_evidence(question, passages, ranked)
-        if seen is None or seen["score"] < self.settings.cross_language_min_similarity:
+        compare, and nothing may pass for want of words to check. The decision rests on the best sentence's
+        similarity to the question (`RAG_CROSS_LANGUAGE_MIN_SIMILARITY`); the model reads only when it is reached.
+        The reply is the model's span when it lies in that sentence, else the whole sentence: a quote, in the
+        source's language."""
+        if not ranked or ranked[0][1] < self.settings.cross_language_min_similarity:
             return REFUSAL, True, []
         sentence = ranked[0][0]
-        if seen["span"]:
-            start, end = seen["span"]
-            words = sentence.text[start - sentence.start : end - sentence.start]
-            return f"{words} [1]", False, [self._cite(passages, [sentence])]
-        return f"{sentence.text} [1]", False, [self._cite(passages, [sentence])]
-
-    def across_evidence(
-        self, question: str, passages: list[Document], ranked: list[tuple[grounding.Sentence, float]]
-    ) -> dict[str, Any] | None:
-        """What `_answer_across` decides on: the best sentence's score and lead, the model's span in it (document
-        offsets, or None) and its log-probabilities; None without sentences."""
-        if not ranked:
-            return None
-        sentence, score = ranked[0]
         completion = self._read(question, passages[sentence.passage].page_content)[0]
-        span = None
-        if completion is not None:
-            candidate = grounding.clean_candidate(completion.text)
-            found = grounding.locate_in_sentences(candidate, [sentence]) if candidate else None
-            span = found[1:] if found else None
-        return {
-            "score": score, "lead": score - ranked[1][1] if len(ranked) > 1 else score, "span": span,
-            "text": completion.text if completion else "",
-            "logprob": completion.logprob if completion else None,
-            "none_logprob": completion.none_logprob if completion else None,
-        }
+        candidate = grounding.clean_candidate(completion.text) if completion else ""
+        found = grounding.locate_in_sentences(candidate, [sentence]) if candidate else None
+        words = sentence.text[found[1] - sentence.start : found[2] - sentence.start] if found else sentence.text
+        return f"{words} [1]", False, [self._cite(passages, [sentence])]
 
     def judge(
         self, question: str, query: str, passages: list[Document], ranked: list[tuple[grounding.Sentence, float]]
