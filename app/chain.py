@@ -79,19 +79,35 @@ def printable(text: str) -> str:
     return " ".join(UNPRINTABLE.sub(" ", text).split())
 
 
+def turns(history: Sequence[Turn | dict[str, str]]) -> list[tuple[str, str]]:
+    """(role, content) of each turn, given as `Turn`s or as the chat's plain dicts."""
+    return [(t["role"], t["content"]) if isinstance(t, dict) else (t.role, t.content) for t in history]
+
+
 def standalone_question(question: str, history: Sequence[Turn | dict[str, str]]) -> str:
     """The question made self-contained for retrieval: a follow-up that refers back is joined to the last question.
 
     A base model cannot be trusted to rewrite questions, so follow-ups are detected by their referring words
     (pronouns, "and ...") or brevity and carry the previous user question along.
     """
-    previous = [printable(t["content"] if isinstance(t, dict) else t.content) for t in history if (t["role"] if isinstance(t, dict) else t.role) == "user"]
+    previous = [printable(content) for role, content in turns(history) if role == "user"]
     if not previous:
         return question
     refers_back = _REFERRING.search(question) or question.lower().startswith(("and ", "what about", "how about"))
     if refers_back or len(grounding.content_terms(question)) <= 1:
         return f"{previous[-1]} {question}"
     return question
+
+
+def referred_to(question: str, history: Sequence[Turn | dict[str, str]]) -> str:
+    """What a follow-up refers back to: the earlier question and the reply to it (empty for a question that stands
+    alone). Naming that thing ("Shui On Group" for "What kind of company is it?") answers nothing."""
+    if not history or standalone_question(question, history) == question:
+        return ""
+    said = turns(history)
+    user = next((c for r, c in reversed(said) if r == "user"), "")
+    reply = next((c for r, c in reversed(said) if r == "assistant"), "")
+    return printable(f"{user} {reply}")
 
 
 def answerable_sentences(passages: list[Document]) -> list[grounding.Sentence]:
@@ -182,11 +198,12 @@ class AnswerEngine:
             if asked != language.ENGLISH:
                 results.append((part, *self._answer_across(part, passages, ranked)))
                 continue
-            answer, refused, cited = self._answer(part, query, passages, self._attempts(ranked, passages))
+            echoed = f"{part} {referred_to(part, history)}"
+            answer, refused, cited = self._answer(part, query, passages, self._attempts(ranked, passages), echoed)
             results.append((part, answer, refused, cited))
             if len(parts) == 1 and not refused and not grounding.names_in(query):
                 for title, others in self._other_documents(passages, ranked, cited[0].source):
-                    answer, refused, cited = self._answer(part, query, passages, [others])
+                    answer, refused, cited = self._answer(part, query, passages, [others], echoed)
                     if not refused:
                         results.append((f"{title}:", answer, refused, cited))
                 if len(results) > 1:  # several documents answer: each answer labelled with its document
@@ -244,7 +261,8 @@ class AnswerEngine:
             return query, self.retriever.invoke(query, where=where)
 
     def _answer(
-        self, question: str, query: str, passages: list[Document], attempts: list[list[tuple[grounding.Sentence, float]]]
+        self, question: str, query: str, passages: list[Document], attempts: list[list[tuple[grounding.Sentence, float]]],
+        echoed: str | None = None,
     ) -> tuple[str, bool, list[Citation]]:
         """Check the candidates of each attempt (its best passage read by the model) until one passes: with the
         learned verifier (`RAG_ANSWER_CHECK=verifier`) or with the grounding rules (`rules`, the default)."""
@@ -256,7 +274,7 @@ class AnswerEngine:
                     return f"{candidate.text} [1]", False, [self._cite(passages, [candidate.sentence])]
                 continue
             completion = self._read(question, passages[attempt[0][0].passage].page_content)[0] if attempt else None
-            answer, refused, cited = self._ground(question, query, completion.text if completion else "", passages, attempt)
+            answer, refused, cited = self._ground(question, query, completion.text if completion else "", passages, attempt, echoed)
             if not refused:
                 return answer, refused, cited
         return REFUSAL, True, []
@@ -380,8 +398,12 @@ class AnswerEngine:
         return [(sentences[i], float(scores[i])) for i in order]
 
     def _ground(
-        self, question: str, query: str, raw: str, passages: list[Document], ranked: list[tuple[grounding.Sentence, float]]
+        self, question: str, query: str, raw: str, passages: list[Document], ranked: list[tuple[grounding.Sentence, float]],
+        echoed: str | None = None,
     ) -> tuple[str, bool, list[Citation]]:
+        """Stage "verify" by the grounding rules. A candidate must be found in the best sentences of a passage that
+        covers the question, and the words shown must add something to `echoed` (the question, and for a follow-up
+        what it refers back to)."""
         kind = grounding.expected_type(question)
         for sentence, _ in ranked[:2]:
             span = grounding.count_answer(question, sentence.text)
@@ -395,7 +417,8 @@ class AnswerEngine:
                 sentence, start, end = found
                 end = grounding.extend_with_parenthesis(sentence, start, end)
                 words = sentence.text[start - sentence.start : end - sentence.start]
-                return f"{words} [1]", False, [self._cite(passages, [sentence])]
+                if grounding.adds_information(words, echoed or question):
+                    return f"{words} [1]", False, [self._cite(passages, [sentence])]
         if ranked:  # no usable candidate: the best sentence, only when it holds every word of the question
             sentence, score = ranked[0]
             if grounding.fits_type(kind, sentence.text) and score >= self.settings.min_support and self._answerable(
