@@ -14,6 +14,7 @@ import hmac
 import io
 import json
 import secrets
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ MOST_GROUPED = 1000
 """Unanswered questions grouped at most (the newest): the grouping embeds them all on each page view."""
 COOKIE = "rag_insights"
 COOKIE_HOURS = 8
+SIGN_IN_FAILURES = "5/10 minutes"
+"""Wrong tokens the sign-in form takes from one client address before it answers 429 (the token is guessed no faster)."""
 
 
 @dataclass
@@ -237,13 +240,36 @@ def add_insights_routes(api: FastAPI, log: QuestionLog | None, embed: Callable[[
     bearer = f"Bearer {token}".encode() if token else b""
     session = hmac.new(token.encode(), b"rag-insights-session", hashlib.sha256).hexdigest() if token else ""
 
+    from limits import parse
+    from limits.storage import MemoryStorage
+    from limits.strategies import MovingWindowRateLimiter
+
+    failures, failing = MovingWindowRateLimiter(MemoryStorage()), parse(SIGN_IN_FAILURES)
+
+    def client_of(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    def locked_out(request: Request) -> int:
+        """Seconds this client must wait after too many wrong tokens (form or header); 0 when it may try."""
+        if failures.test(failing, client_of(request)):
+            return 0
+        reset = failures.get_window_stats(failing, client_of(request)).reset_time
+        return max(1, int(reset - time.time()) + 1)
+
     def check(request: Request) -> bool:
-        """False without the bearer token or the session cookie; 404 (as for any unknown path) with no token set."""
+        """False without the bearer token or the session cookie; 404 (as for any unknown path) with no token set;
+        429 after too many wrong tokens from the client (a wrong bearer header counts as one)."""
         if not token:
             raise HTTPException(404)
+        wait = locked_out(request)
+        if wait:
+            raise HTTPException(429, f"Too many wrong tokens from this address; try again in {wait} s.", {"Retry-After": str(wait)})
         given = request.headers.get("authorization", "").encode()
+        if given and not secrets.compare_digest(given, bearer):
+            failures.hit(failing, client_of(request))
+            return False
         cookie = request.cookies.get(COOKIE, "")
-        return secrets.compare_digest(given, bearer) or (bool(cookie) and secrets.compare_digest(cookie, session))
+        return bool(given) or (bool(cookie) and secrets.compare_digest(cookie, session))
 
     def sign_in_page(error: str = "", status: int = 401) -> HTMLResponse:
         page = SIGN_IN.render(error=error, action="/insights/sign-in")
@@ -291,7 +317,13 @@ def add_insights_routes(api: FastAPI, log: QuestionLog | None, embed: Callable[[
     def sign_in(request: Request, token_given: str = Form("", alias="token")) -> Response:
         if not token:
             raise HTTPException(404)
+        wait = locked_out(request)
+        if wait:
+            response = sign_in_page(f"Too many wrong tokens from this address; try again in {wait} s.", 429)
+            response.headers["Retry-After"] = str(wait)
+            return response
         if not secrets.compare_digest(token_given.encode(), token.encode()):
+            failures.hit(failing, client_of(request))
             return sign_in_page("That is not the admin token.")
         response = RedirectResponse("/insights", 303)
         response.set_cookie(

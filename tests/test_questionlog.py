@@ -259,6 +259,24 @@ def test_sign_in_form_sets_a_session_cookie(tmp_path: Path) -> None:
         assert client.get("/insights").status_code == 401
 
 
+def test_guessing_the_admin_token_is_stopped_after_a_few_tries(tmp_path: Path) -> None:
+    settings = load_settings(chroma_path=tmp_path / "chroma", admin_token=ADMIN)
+    with api_client(settings) as client:
+        for attempt in range(5):
+            assert client.post("/insights/sign-in", data={"token": f"guess-{attempt}"}).status_code == 401
+        stopped = client.post("/insights/sign-in", data={"token": "guess-5"}, follow_redirects=False)
+        assert stopped.status_code == 429 and int(stopped.headers["Retry-After"]) > 0
+        assert "Too many wrong tokens" in stopped.text and "Traceback" not in stopped.text
+        # even the right token waits: otherwise the 429 would only slow guesses down, not stop them
+        assert client.post("/insights/sign-in", data={"token": ADMIN}, follow_redirects=False).status_code == 429
+        # nor may the guessing go on through the header
+        assert client.get("/insights/log.csv", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 429
+    with api_client(settings) as client:  # a wrong bearer header is a guess too
+        for attempt in range(5):
+            assert client.get("/insights/log.csv", headers={"Authorization": f"Bearer guess-{attempt}"}).status_code == 401
+        assert client.get("/insights", headers={"Authorization": "Bearer guess-5"}).status_code == 429
+
+
 def test_csv_export_of_the_log(db_url: str, tmp_path: Path) -> None:
     settings = load_settings(chroma_path=tmp_path / "chroma", database_url=db_url, admin_token=ADMIN)
     with api_client(settings) as client:
