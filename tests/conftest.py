@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from config import Settings, load_settings
+from tests.background import BackgroundJob
 from tests.servers import ARTICLE, HOSTILE_DOC, HOSTILE_NOTICE, ROOT, SQUAD, AppServer, free_port, wait_until_ok
+
+# Idle OpenMP threads sleep instead of spinning, in this process and in every app, CLI and benchmark it starts (they
+# inherit the environment). llama.cpp (the system libgomp) and PyTorch (its own libgomp) each keep a pool of 2 threads;
+# after every parallel region those spin for a while, so on 2 cores the model's threads waited behind the embedding
+# model's spinning ones: the gold set took 185 to 258 s with spinning and 47 to 53 s without, with the same answers
+# (measured side by side on this 2-core machine while other work ran). Only the waiting changes, not the numbers: the
+# same threads and kernels compute the same greedy answers. Set before PyTorch or llama.cpp is loaded, which happens
+# when the test modules are imported, after this file.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __all__ = ["ARTICLE", "HOSTILE_DOC", "HOSTILE_NOTICE", "SQUAD", "AppServer", "free_port", "wait_until_ok"]
 
@@ -65,6 +77,53 @@ def writes_landed(store: Path) -> int:
         return 0
 
 
+# --- long self-contained jobs run beside the suite (tests/background.py) ------------------------------------------
+
+_BACKGROUND: dict[str, BackgroundJob] = {}
+_BACKGROUND_DIR: list[Path] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that collect a background job's result run last (in their order), so that the job has the whole run."""
+    items.sort(key=lambda item: "background" in getattr(item, "fixturenames", ()))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the `BACKGROUND_JOBS` of every module that has a selected test, each in a folder of its own, with no
+    RAG_* variable of the developer's shell (as `_isolated_env` does for the tests)."""
+    if session.config.option.collectonly:
+        return
+    wanted = {}
+    for item in session.items:
+        wanted.update(getattr(getattr(item, "module", None), "BACKGROUND_JOBS", {}))
+    if not wanted:
+        return
+    folder = Path(tempfile.mkdtemp(prefix="pytest-background-"))
+    _BACKGROUND_DIR.append(folder)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RAG_")}
+    for name, args in wanted.items():
+        _BACKGROUND[name] = BackgroundJob(name, args, folder / name, {**env, "RAG_CHROMA_PATH": str(folder / name / "chroma")})
+
+
+@pytest.fixture(scope="session")
+def background():  # noqa: ANN201
+    """`background(name)`: the finished process of the background job `name` (`subprocess.CompletedProcess`)."""
+
+    def result(name: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+        if name not in _BACKGROUND:
+            pytest.fail(f"the background job {name!r} was not started: no BACKGROUND_JOBS of a selected module names it")
+        return _BACKGROUND[name].result(timeout)
+
+    return result
+
+
+def _stop_background() -> None:
+    for job in _BACKGROUND.values():
+        job.stop()
+    for folder in _BACKGROUND_DIR:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     server = AppServer(tmp_path_factory.mktemp("app"))
@@ -102,6 +161,7 @@ def _doc_rows() -> dict[str, tuple[str, str]]:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _stop_background()
     if not _RESULTS:
         return
     artifacts = ROOT / "tests" / "artifacts"

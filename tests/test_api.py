@@ -12,7 +12,6 @@ from starlette.testclient import TestClient
 from app.api import create_api
 from app.chain import AnswerEngine
 from config import load_settings
-from ingest.pipeline import ingest
 from tests.conftest import ARTICLE, AppServer
 
 KEYS = {"answer", "refused", "citations", "timings", "answer_id", "language"}
@@ -20,15 +19,13 @@ ALLOWED = "http://127.0.0.1:8123"
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    """The whole app (API, chat, widget) in-process over a store holding the article."""
+def client(article_engine: AnswerEngine) -> Iterator[TestClient]:
+    """The whole app (API, chat, widget) in-process over a store holding the article (conftest's shared engine; the
+    origins allowed are the app's settings, not the engine's)."""
     from app.ui.web import create_app
 
-    settings = load_settings(chroma_path=tmp_path_factory.mktemp("api") / "chroma", allowed_origins=[ALLOWED])
-    ingest([ARTICLE], settings, progress=False)
-    engine = AnswerEngine(settings)
-    engine.warm_up()
-    with TestClient(create_app(engine, settings)) as client:
+    settings = load_settings(chroma_path=article_engine.settings.chroma_path, allowed_origins=[ALLOWED])
+    with TestClient(create_app(article_engine, settings)) as client:
         yield client
 
 
