@@ -99,6 +99,18 @@ def standalone_question(question: str, history: Sequence[Turn | dict[str, str]])
     return question
 
 
+def as_typed_question(question: str) -> str:
+    """The question as a well-typed one reads: a capital first letter and a closing question mark when it has no
+    closing punctuation ("what kind of company is Shui On Group" -> "What kind of company is Shui On Group?"). The
+    model reads the question as text to continue, and reads it best in the form of its examples."""
+    question = question.strip()
+    if not question:
+        return question
+    if question[-1].isalnum() or question[-1] in "'’)\"":
+        question += "?"
+    return question[0].upper() + question[1:] if question[0].islower() else question
+
+
 def referred_to(question: str, history: Sequence[Turn | dict[str, str]]) -> str:
     """What a follow-up refers back to: the earlier question and the reply to it (empty for a question that stands
     alone). Naming that thing ("Shui On Group" for "What kind of company is it?") answers nothing."""
@@ -226,7 +238,7 @@ class AnswerEngine:
             return question
         with store_outages():
             speller = self.retriever.index.speller()
-        return speller.correct(question)
+        return as_typed_question(speller.correct(question))
 
     def _document_fact(self, question: str, where: dict[str, str] | None) -> tuple[str, bool, list[Citation]] | None:
         """Stage "document facts": a question about the document itself (author, publisher, date, title) answered

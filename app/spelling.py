@@ -2,12 +2,16 @@
 
 The engine matches question words against passages by stems and by capitalized names, so "who is the presdent of
 hong kong univercity" finds neither the stem "presid" nor the name "Hong Kong". `Speller` repairs what it can tell
-from the corpus alone, and leaves everything else as typed:
+from the corpus and from lists of English words, and leaves everything else as typed:
 
 - a word that is neither in the corpus nor a common English word is replaced by the closest corpus word (or word
-  of questions about a document: "autor" -> "author") when the match is close (rapidfuzz ratio >= 80 and at most 2 edits; a 4-letter word may only gain or lose a letter;
-  shorter words, numbers, acronyms and addresses are left alone);
-- "whats", "dont" get their apostrophe back; "kongs" becomes "kong's" when the corpus writes "Kong's";
+  of questions about a document: "autor" -> "author") when the match is close (rapidfuzz ratio >= 80 and at most 2
+  edits; a 4-letter word may only gain or lose a letter; shorter words, numbers, acronyms and addresses are left
+  alone); when no corpus word is close, by the closest common English word ("coompany" -> "company": a question's
+  words need not be its passage's);
+- a word that people write often enough (wordfreq's frequency of English words) is taken as meant ("tycoon",
+  "characterise"); a rarer one is mended only into a far more frequent word one letter away ("acording");
+- "whats", "dont" get their apostrophe back, chat shorthand ("wat", "yrs") its words; "kongs" becomes "kong's" when the corpus writes "Kong's";
 - "hongkong" is split and "univer sity" joined when the corpus has "Hong Kong" and "university";
 - in a question typed in lower case, names get the corpus's capitals back ("shui on group" -> "Shui On Group"),
   but only where the corpus never writes those words in lower case.
@@ -18,15 +22,17 @@ back unchanged. Nothing here loads a model; building takes one pass over the tex
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import Stemmer
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
+from wordfreq import zipf_frequency
 
 COMMON_WORDS_FILE = Path(__file__).with_name("common_words.txt")
 """Frequent English words (one a line, `#` comments): words a user may type that the corpus need not contain.
@@ -42,14 +48,18 @@ _OPENS_SENTENCE = re.compile(r"[.!?:\n]|--|[—–]")  # after these a capital m
 _NAME_CONNECTORS = frozenset({"of", "and", "for", "the", "de", "la", "van", "von", "&"})
 _PRONOUN_I = frozenset({"i", "i'm", "i've", "i'd", "i'll"})
 MAX_NAME_WORDS = 6
+WORD_CACHE_SIZE = 50_000
 
-# Contractions typed without the apostrophe; only forms that are not also words ("its", "were", "well", "shed").
+# Contractions typed without the apostrophe, and chat shorthand; only forms that are not also words ("its", "were", "well", "shed").
 CONTRACTIONS = {
     "whats": "what's", "whos": "who's", "wheres": "where's", "whens": "when's", "hows": "how's", "whys": "why's",
     "thats": "that's", "theres": "there's", "dont": "don't", "doesnt": "doesn't", "didnt": "didn't",
     "isnt": "isn't", "arent": "aren't", "wasnt": "wasn't", "werent": "weren't", "cant": "can't",
     "couldnt": "couldn't", "wouldnt": "wouldn't", "shouldnt": "shouldn't", "hasnt": "hasn't", "havent": "haven't",
     "hadnt": "hadn't", "im": "I'm", "ive": "I've", "youre": "you're", "theyre": "they're", "theyve": "they've",
+    # chat shorthand that no English text uses otherwise
+    "wat": "what", "wats": "what's", "wht": "what", "whn": "when", "abt": "about", "yr": "year", "yrs": "years",
+    "avg": "average", "govt": "government", "ur": "your",
 }
 
 
@@ -64,8 +74,13 @@ QUESTION_WORDS = frozenset({
 
 def load_common_words(path: Path = COMMON_WORDS_FILE) -> frozenset[str]:
     """The common-word list: lower-case words, comments and blank lines skipped."""
+    return frozenset(common_words_by_frequency(path))
+
+
+def common_words_by_frequency(path: Path = COMMON_WORDS_FILE) -> tuple[str, ...]:
+    """The common-word list in its order, most frequent first."""
     lines = path.read_text(encoding="utf-8").splitlines()
-    return frozenset(line.strip().lower() for line in lines if line.strip() and not line.startswith("#"))
+    return tuple(dict.fromkeys(line.strip().lower() for line in lines if line.strip() and not line.startswith("#")))
 
 
 @dataclass(frozen=True)
@@ -87,29 +102,32 @@ class Speller:
         names: dict[tuple[str, ...], tuple[str, ...]],
         lone_names: dict[str, str],
         proper_words: frozenset[str],
-        common_words: frozenset[str],
+        common_words: Sequence[str],
     ) -> None:
         """Prefer `from_texts`. `vocabulary` counts lower-case corpus words (possessives both with and without
         their "'s"); `names` maps lower-case word runs to the capitalized runs the corpus always writes;
         `lone_names` does the same for single words; `proper_words` are the words the corpus never writes in
-        lower case; `common_words` are English words that are never corrected."""
+        lower case; `common_words` are English words (most frequent first) that are never corrected, and that a
+        typo no corpus word is close to is corrected to ("coompany" -> "company": questions use words that their
+        answer's passage does not)."""
         self._vocabulary = vocabulary
         self._names = names
         self._lone_names = lone_names
         self._proper_words = proper_words
-        self._common = common_words
+        self._common = frozenset(common_words)
+        self._common_rank = {word: rank for rank, word in enumerate(common_words)}
         self._glued = {"".join(key): key for key in names if len(key) <= 3}
         by_length: dict[int, list[str]] = defaultdict(list)
         for word in {*vocabulary, *QUESTION_WORDS}:
             if _is_latin_word(word) and len(word) >= 4:  # a 3-letter target turns "papr" into "apr"
                 by_length[len(word)].append(word)
         # The candidates for a typed word of each length: target words at most 2 letters longer or shorter.
-        self._candidates = {
-            length: [
-                word for size in range(length - _edits(length), length + _edits(length) + 1) for word in by_length.get(size, ())
-            ]
-            for length in range(4, max(by_length, default=0) + 3)
-        }
+        self._candidates = _by_near_length(by_length)
+        common_by_length: dict[int, list[str]] = defaultdict(list)
+        for word in common_words:
+            if _is_latin_word(word) and len(word) >= 4:
+                common_by_length[len(word)].append(word)
+        self._common_candidates = _by_near_length(common_by_length)
         self._stemmer = Stemmer.Stemmer("english")
 
     @classmethod
@@ -154,14 +172,15 @@ class Speller:
             if word not in lower_case and word not in _NAME_CONNECTORS
         }
         proper_words = frozenset(capitalized - lower_case)
-        common = frozenset(w.lower() for w in common_words) if common_words is not None else load_common_words()
+        common = tuple(dict.fromkeys(w.lower() for w in common_words)) if common_words is not None else common_words_by_frequency()
         return cls(vocabulary, names, lone_names, proper_words, common)
 
     def knows(self, word: str) -> bool:
-        """Whether `word` (any case, possessive or not) is a corpus word or a common English word."""
+        """Whether `word` (any case, possessive or not) is a corpus word, a common English word, or an English word
+        that people write often (wordfreq's Zipf frequency >= REAL_WORD_ZIPF: "tycoon", "deepen", "striving")."""
         low = word.lower().replace("’", "'")
         base = _split_possessive(low)[0]
-        return low in self._vocabulary or base in self._vocabulary or base in self._common
+        return low in self._vocabulary or base in self._vocabulary or base in self._common or _zipf(base) >= REAL_WORD_ZIPF
 
     def correct(self, question: str) -> str:
         """The question with misspellings, missing apostrophes, glued or split words and (when typed in lower
@@ -232,18 +251,31 @@ class Speller:
         return _match_case(closest, base) + suffix if closest else word
 
     def _closest(self, word: str) -> str | None:
-        """The corpus word closest to `word` when it is close enough to be a typo of it, else None."""
+        """The corpus word closest to `word` when it is close enough to be a typo of it; else the closest common
+        English word (most frequent first among equally close ones); else None."""
         length = len(word)
         if length < 4 or not _is_latin_word(word):
             return None  # typos are modelled for alphabetic English words, not for Chinese runs or accents
-        max_edits = _edits(length)
+        found = self._close(word, self._candidates.get(length, ()), lambda choice: -self._vocabulary[choice])
+        if found is None:
+            found = self._close(word, self._common_candidates.get(length, ()), self._common_rank.__getitem__)
+        # A word that people do write ("metropolises", "characterise") is replaced only by a far more frequent one
+        # a single letter away: a common misspelling ("acording", "togther") is, a rare real word is not.
+        typed = _zipf(word)
+        if found is not None and typed > 0 and (
+            _zipf(found) < typed + MORE_FREQUENT or Levenshtein.distance(word, found) > 1
+        ):
+            return None
+        return found
+
+    def _close(self, word: str, candidates: Sequence[str], rank: Callable[[str], int]) -> str | None:
+        """The candidate closest to `word` (fewest edits, then highest ratio, then lowest `rank`) within the edits
+        a typo of its length may hold, else None."""
+        max_edits = _edits(len(word))
         # A ratio of 80 lets a 4-letter word only gain or lose a letter ("papr"): swapping one ("much" -> "such",
         # "mode" -> "more", "file" -> "five") turns too many real words into other ones.
-        found = process.extract(word, self._candidates.get(length, ()), scorer=fuzz.ratio, score_cutoff=80, limit=5)
-        close = [
-            (Levenshtein.distance(word, choice), -score, -self._vocabulary[choice], choice)
-            for choice, score, _ in found
-        ]
+        found = process.extract(word, candidates, scorer=fuzz.ratio, score_cutoff=80, limit=5)
+        close = [(Levenshtein.distance(word, choice), -score, rank(choice), choice) for choice, score, _ in found]
         stem = self._stemmer.stemWord(word)
         # A word with the candidate's stem is most likely a real inflection ("affirm" of "affirmed"); the engine
         # matches stems, so replacing it would gain nothing and risk changing the question's meaning.
@@ -319,6 +351,29 @@ def _tokenize(text: str) -> list[_Token]:
 
 def _is_latin_word(word: str) -> bool:
     return word.isascii() and word.isalpha()
+
+
+REAL_WORD_ZIPF = 3.0
+"""Zipf frequency (log10 of uses per billion words, wordfreq) from which a typed word is taken as meant: about one
+use in a million words. Common misspellings stay below ("recieve" 2.75, "goverment" 2.66)."""
+
+MORE_FREQUENT = 2.0
+"""How much more frequent (Zipf units: 2 is a hundred times) a correction must be than a rarer word that people do
+write."""
+
+
+@functools.lru_cache(maxsize=WORD_CACHE_SIZE)
+def _zipf(word: str) -> float:
+    """wordfreq's English Zipf frequency of a lower-case word (0.0 for a word it has never seen)."""
+    return zipf_frequency(word, "en")
+
+
+def _by_near_length(by_length: dict[int, list[str]]) -> dict[int, list[str]]:
+    """For each typed length, the words at most `_edits(length)` letters longer or shorter."""
+    return {
+        length: [word for size in range(length - _edits(length), length + _edits(length) + 1) for word in by_length.get(size, ())]
+        for length in range(4, max(by_length, default=0) + 3)
+    }
 
 
 def _edits(length: int) -> int:

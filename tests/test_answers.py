@@ -9,6 +9,7 @@ judge them collect its report and run last. The other tests ask an engine of the
 from __future__ import annotations
 
 import json
+import random
 import re
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from app.evaluate import evaluate_gold
 from config import ROOT, Settings
 from ingest.pipeline import ingest
 from tests.conftest import ARTICLE, HOSTILE_NOTICE
+from tests.typos import typed_carelessly
 
 GOLD = ROOT / "tests" / "gold" / "article.jsonl"
 BLIND = ROOT / "tests" / "gold" / "article-blind.jsonl"
@@ -49,7 +51,15 @@ def answer_sets(folder: Path) -> dict:
         sets[name] = {"summary": report.summary(), "rows": report.rows}
     answers = [engine.ask(q) for q in HOSTILE_QUESTIONS]
     sets["hostile"] = [{"answer": a.answer, "refused": a.refused, "quotes": [c.quote for c in a.citations]} for a in answers]
+    sets["typed"] = [{"id": item["id"], "question": q, "answer": engine.ask(q).answer} for item, q in careless_gold_questions()]
     return sets
+
+
+def careless_gold_questions() -> list[tuple[dict, str]]:
+    """The gold set's direct and paraphrased questions, each typed carelessly (tests/typos.py, seed 0)."""
+    rng = random.Random(0)
+    items = [json.loads(line) for line in GOLD.read_text().splitlines() if line.strip()]
+    return [(item, typed_carelessly(item["question"], rng)) for item in items if item["kind"] in ("direct", "paraphrase")]
 
 
 BACKGROUND_JOBS = {"answer-sets": lambda folder: ["-m", "tests.test_answers", str(folder)]}
@@ -167,6 +177,25 @@ def test_questions_about_the_document_are_answered_from_its_header(engine: Answe
         answer = engine.ask(question)
         (citation,) = answer.citations
         assert words in answer.answer and words in citation.quote and text[citation.start : citation.end] == citation.quote
+
+
+CARELESS_SAME = 0.85
+"""Share of the gold set's direct and paraphrased questions that must get the same answer typed carelessly as typed
+well: 27 of 29 measured (2 cores; 19 of 29 before typos of words outside the corpus were mended and the question
+given back its capital and question mark), less a margin."""
+
+
+@pytest.mark.slow
+def test_questions_typed_carelessly_get_the_answers_of_the_well_typed_ones(answered: dict, reliability) -> None:  # noqa: ANN001
+    well = {row["id"]: row["answer"] for row in answered["gold"]["rows"]}
+    typed = answered["typed"]
+    assert len(typed) >= 25
+    differ = [(t["question"], t["answer"], well[t["id"]]) for t in typed if t["answer"] != well[t["id"]]]
+    assert len(typed) - len(differ) >= CARELESS_SAME * len(typed), differ
+    reliability(
+        "questions typed carelessly (lower case, no apostrophes, typos)", len(typed),
+        f"same answer as typed well for at least {CARELESS_SAME:.0%}",
+    )
 
 
 def test_a_question_typed_carelessly_gets_the_well_typed_answer(engine: AnswerEngine) -> None:

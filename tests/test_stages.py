@@ -9,7 +9,7 @@ import pytest
 
 from app import grounding
 from app.candidates import propose
-from app.chain import standalone_question
+from app.chain import as_typed_question, standalone_question
 from app.grounding import Sentence
 from app.verifier import FEATURES, Evidence, Verifier, VerifierUnavailable, features
 from tests.conftest import run_cli
@@ -113,3 +113,10 @@ def test_the_app_does_not_start_without_its_verifier(tmp_path: Path) -> None:
     env = {"RAG_ANSWER_CHECK": "verifier", "RAG_VERIFIER_PATH": str(tmp_path / "missing.json")}
     run = run_cli("app.ask", "Who chairs Shui On Group?", env=env)
     assert run.returncode == 1 and run.stderr.count("\n") == 1 and "python -m app.train_verifier" in run.stderr
+
+
+def test_a_question_typed_without_capital_or_question_mark_is_given_them() -> None:
+    assert as_typed_question("what kind of company is Shui On Group") == "What kind of company is Shui On Group?"
+    assert as_typed_question("who chairs shui on group?") == "Who chairs shui on group?"
+    assert as_typed_question("Tell me who wrote it.") == "Tell me who wrote it."
+    assert as_typed_question("12,280 papers") == "12,280 papers?" and as_typed_question("") == ""
