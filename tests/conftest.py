@@ -89,13 +89,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the `BACKGROUND_JOBS` of every module that has a selected test, each in a folder of its own, with no
-    RAG_* variable of the developer's shell (as `_isolated_env` does for the tests)."""
+    """Start the `BACKGROUND_JOBS` of every module with a selected test that uses them, each in a folder of its own,
+    with no RAG_* variable of the developer's shell (as `_isolated_env` does for the tests)."""
     if session.config.option.collectonly:
         return
     wanted = {}
-    for item in session.items:
-        wanted.update(getattr(getattr(item, "module", None), "BACKGROUND_JOBS", {}))
+    for item in session.items:  # only for tests that collect a result: `pytest -m "not slow"` starts none
+        if "background" in getattr(item, "fixturenames", ()):
+            wanted.update(getattr(getattr(item, "module", None), "BACKGROUND_JOBS", {}))
     if not wanted:
         return
     folder = Path(tempfile.mkdtemp(prefix="pytest-background-"))
