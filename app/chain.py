@@ -16,7 +16,7 @@ from langchain_core.prompts import PromptTemplate
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, Field
 
-from app import facts, grounding, language
+from app import facts, grounding, language, spelling
 from app.candidates import Candidate, propose
 from app.llm import Completion, LlamaCppCompletion, get_llm, stream_within
 from app.retrieval import get_retriever
@@ -97,18 +97,6 @@ def standalone_question(question: str, history: Sequence[Turn | dict[str, str]])
     if refers_back or len(grounding.content_terms(question)) <= 1:
         return f"{previous[-1]} {question}"
     return question
-
-
-def as_typed_question(question: str) -> str:
-    """The question as a well-typed one reads: a capital first letter and a closing question mark when it has no
-    closing punctuation ("what kind of company is Shui On Group" -> "What kind of company is Shui On Group?"). The
-    model reads the question as text to continue, and reads it best in the form of its examples."""
-    question = question.strip()
-    if not question:
-        return question
-    if question[-1].isalnum() or question[-1] in "'’)\"":
-        question += "?"
-    return question[0].upper() + question[1:] if question[0].islower() else question
 
 
 def referred_to(question: str, history: Sequence[Turn | dict[str, str]]) -> str:
@@ -238,7 +226,7 @@ class AnswerEngine:
             return question
         with store_outages():
             speller = self.retriever.index.speller()
-        return as_typed_question(speller.correct(question))
+        return spelling.as_typed_question(speller.correct(question))
 
     def _document_fact(self, question: str, where: dict[str, str] | None) -> tuple[str, bool, list[Citation]] | None:
         """Stage "document facts": a question about the document itself (author, publisher, date, title) answered

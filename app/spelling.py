@@ -22,7 +22,6 @@ back unchanged. Nothing here loads a model; building takes one pass over the tex
 
 from __future__ import annotations
 
-import functools
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -48,7 +47,6 @@ _OPENS_SENTENCE = re.compile(r"[.!?:\n]|--|[—–]")  # after these a capital m
 _NAME_CONNECTORS = frozenset({"of", "and", "for", "the", "de", "la", "van", "von", "&"})
 _PRONOUN_I = frozenset({"i", "i'm", "i've", "i'd", "i'll"})
 MAX_NAME_WORDS = 6
-WORD_CACHE_SIZE = 50_000
 
 # Contractions typed without the apostrophe, and chat shorthand; only forms that are not also words ("its", "were", "well", "shed").
 CONTRACTIONS = {
@@ -114,8 +112,7 @@ class Speller:
         self._names = names
         self._lone_names = lone_names
         self._proper_words = proper_words
-        self._common = frozenset(common_words)
-        self._common_rank = {word: rank for rank, word in enumerate(common_words)}
+        self._common_rank = {word: rank for rank, word in enumerate(common_words)}  # also the set of common words
         self._glued = {"".join(key): key for key in names if len(key) <= 3}
         by_length: dict[int, list[str]] = defaultdict(list)
         for word in {*vocabulary, *QUESTION_WORDS}:
@@ -180,7 +177,7 @@ class Speller:
         that people write often (wordfreq's Zipf frequency >= REAL_WORD_ZIPF: "tycoon", "deepen", "striving")."""
         low = word.lower().replace("’", "'")
         base = _split_possessive(low)[0]
-        return low in self._vocabulary or base in self._vocabulary or base in self._common or _zipf(base) >= REAL_WORD_ZIPF
+        return low in self._vocabulary or base in self._vocabulary or base in self._common_rank or _zipf(base) >= REAL_WORD_ZIPF
 
     def correct(self, question: str) -> str:
         """The question with misspellings, missing apostrophes, glued or split words and (when typed in lower
@@ -362,10 +359,21 @@ MORE_FREQUENT = 2.0
 write."""
 
 
-@functools.lru_cache(maxsize=WORD_CACHE_SIZE)
 def _zipf(word: str) -> float:
-    """wordfreq's English Zipf frequency of a lower-case word (0.0 for a word it has never seen)."""
+    """wordfreq's English Zipf frequency of a lower-case word (0.0 for a word it has never seen; wordfreq caches)."""
     return zipf_frequency(word, "en")
+
+
+def as_typed_question(question: str) -> str:
+    """The question as a well-typed one reads: a capital first letter and a closing question mark when it has no
+    closing punctuation ("what kind of company is Shui On Group" -> "What kind of company is Shui On Group?"). The
+    model reads the question as text to continue, and reads it best in the form of its examples."""
+    question = question.strip()
+    if not question:
+        return question
+    if question[-1].isalnum() or question[-1] in "'’)\"":
+        question += "?"
+    return question[0].upper() + question[1:] if question[0].islower() else question
 
 
 def _by_near_length(by_length: dict[int, list[str]]) -> dict[int, list[str]]:

@@ -9,8 +9,9 @@ import pytest
 
 from app import grounding
 from app.candidates import propose
-from app.chain import as_typed_question, standalone_question
+from app.chain import standalone_question
 from app.grounding import Sentence
+from app.spelling import as_typed_question
 from app.verifier import FEATURES, Evidence, Verifier, VerifierUnavailable, features
 from tests.conftest import run_cli
 
