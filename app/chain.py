@@ -18,12 +18,12 @@ from pydantic import BaseModel, Field
 
 from app import facts, grounding, language, spelling
 from app.candidates import Candidate, propose
-from app.llm import Completion, LlamaCppCompletion, get_llm, stream_within
+from app.llm import Completion, LlamaCppCompletion, get_llm, get_none_reader, stream_within
 from app.retrieval import get_retriever
 from app.verifier import Evidence, Verifier, features
 from config import Settings
 from ingest.loaders import UNPRINTABLE
-from prompts import CHAT_MODEL_PREFIX, EXTRACT_ANSWER, EXTRACT_STOP, REFUSAL
+from prompts import CHAT_MODEL_PREFIX, EXTRACT_ANSWER, EXTRACT_ANSWER_TUNED, EXTRACT_STOP, REFUSAL
 from vectorstore import StoreError, get_embeddings, is_outage
 
 
@@ -138,6 +138,7 @@ class AnswerEngine:
         self.retriever = get_retriever(settings)
         self.matcher = grounding.TermMatcher(self.embeddings.embed_documents)
         self.llm = llm if llm is not None else get_llm(settings)
+        self.none_reader = get_none_reader(settings) if llm is None or isinstance(llm, LlamaCppCompletion) else None
         template = (CHAT_MODEL_PREFIX if isinstance(self.llm, BaseChatModel) else "") + EXTRACT_ANSWER
         self.prompt = PromptTemplate.from_template(template)
         self.extract: Runnable = self.prompt | self.llm.bind(stop=EXTRACT_STOP) | StrOutputParser()
@@ -153,6 +154,8 @@ class AnswerEngine:
         """Load the model weights and the chunk index (texts, embeddings, BM25) now instead of at the first question."""
         if hasattr(self.llm, "load"):
             self.llm.load()
+        if self.none_reader is not None:
+            self.none_reader.load()
         self.retriever.index.speller()  # loads the chunks, builds the BM25 index and the spelling corrector
 
     def ask(self, question: str, history: Sequence[Turn | dict[str, str]] = (), where: dict[str, str] | None = None) -> Answer:
@@ -273,9 +276,11 @@ class AnswerEngine:
                     candidate = judged[0][1]
                     return f"{candidate.text} [1]", False, [self._cite(passages, [candidate.sentence])]
                 continue
-            completion = self._read(question, passages[attempt[0][0].passage].page_content)[0] if attempt else None
+            passage = passages[attempt[0][0].passage].page_content if attempt else ""
+            completion = self._read(question, passage)[0] if attempt else None
             answer, refused, cited = self._ground(question, query, completion.text if completion else "", passages, attempt, echoed)
-            if not refused:
+            follow_up = bool(echoed) and echoed.strip() != question.strip()  # its words alone do not say what it asks
+            if not refused and (follow_up or not self._vetoed(question, passage)):
                 return answer, refused, cited
         return REFUSAL, True, []
 
@@ -330,6 +335,18 @@ class AnswerEngine:
             values = features(question, candidate, evidence, score)
             judged.append((self.verifier.probability(values), candidate, values))
         return sorted(judged, key=lambda j: -j[0])
+
+    def _vetoed(self, question: str, passage: str) -> bool:
+        """Stage "verify", last check: the reading adapter (`python -m app.train_reader`, fitted on SQuAD tune)
+        would rather answer "none" than its best span, by at least RAG_READER_NONE_MARGIN in log-probability."""
+        if self.none_reader is None:
+            return False
+        completion = self.none_reader.complete(
+            EXTRACT_ANSWER_TUNED.format(passage=passage, question=question), EXTRACT_STOP, max_tokens=1, span_only=True
+        )
+        if completion.first_logprob is None or completion.none_logprob is None:
+            return False
+        return completion.none_logprob - completion.first_logprob >= self.settings.reader_none_margin
 
     def _read(self, question: str, passage: str) -> tuple[Completion | None, str]:
         """Stage "read": the model's span for the question in the passage (None when a remote model failed)."""

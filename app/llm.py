@@ -31,6 +31,7 @@ class Completion(BaseModel):
     text: str
     logprob: float | None = Field(description="Mean log-probability of the completion's tokens (0.0 for an empty one).")
     none_logprob: float | None = Field(description="Log-probability of ' none' (the first token of the prompt's 'none' answer) in place of the completion.")
+    first_logprob: float | None = Field(None, description="Log-probability of the completion's first token.")
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -48,6 +49,8 @@ class LlamaCppCompletion(LLM):
     n_ctx: int = 2048
     n_threads: int = 2
     max_tokens: int = 40
+    lora_path: str | None = None
+    """A LoRA adapter GGUF applied on top of the model (the embedded Gemma's reading adapter, RAG_LLM_ADAPTER)."""
     _llama: Any = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _after_prompt: tuple[str, Any] = PrivateAttr(default=("", None))
@@ -67,25 +70,32 @@ class LlamaCppCompletion(LLM):
             logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)  # llama.cpp's load chatter
 
             self._llama = Llama(
-                model_path=self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False, seed=0, swa_full=False
+                model_path=self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False, seed=0, swa_full=False,
+                lora_path=self.lora_path,
             )
 
-    def complete(self, prompt: str, stop: list[str], max_tokens: int | None = None) -> Completion:
+    def complete(self, prompt: str, stop: list[str], max_tokens: int | None = None, span_only: bool = False) -> Completion:
         """Greedy completion up to a stop string, with the mean log-probability of its tokens and that of ' none'.
 
         The same words as `invoke` at temperature 0 (argmax at every step); the log-probabilities come from the
-        logits of each step, so the model's confidence costs nothing beyond the completion itself."""
+        logits of each step, so the model's confidence costs nothing beyond the completion itself. `span_only`: the
+        completion may not start with ' none', so that the model's best answer and its wish to say "none" are both
+        known and the caller decides between them (SQuAD 2.0's no-answer threshold)."""
         self.load()
         llama = self._llama
         with self._lock:
             logprobs = self._prefill(llama.tokenize(prompt.encode(), add_bos=True, special=False))
             self._after_prompt = (prompt, logprobs)
-            none_logprob = float(logprobs[llama.tokenize(b" none", add_bos=False)[0]])
+            none_token = llama.tokenize(b" none", add_bos=False)[0]
+            none_logprob = float(logprobs[none_token])
             tokens: list[int] = []
             chosen: list[float] = []
             text = ""
             for _ in range(max_tokens or self.max_tokens):
-                token = int(np.argmax(logprobs))
+                if span_only and not tokens:
+                    token = int(np.argmax(np.where(np.arange(len(logprobs)) == none_token, -np.inf, logprobs)))
+                else:
+                    token = int(np.argmax(logprobs))
                 if llama.token_eos() == token:
                     break
                 tokens.append(token)
@@ -98,7 +108,10 @@ class LlamaCppCompletion(LLM):
                     break
                 llama.eval([token])
                 logprobs = self._last_logprobs()
-        return Completion(text=text, logprob=float(np.mean(chosen)) if chosen else 0.0, none_logprob=none_logprob)
+        return Completion(
+            text=text, logprob=float(np.mean(chosen)) if chosen else 0.0, none_logprob=none_logprob,
+            first_logprob=chosen[0] if chosen else None,
+        )
 
     def first_token_logprobs(self, prompt: str, continuations: list[str]) -> list[float]:
         """Log-probability of each continuation's first token after the prompt: how much the model wants to start its
@@ -199,6 +212,27 @@ def local_model_path(settings: Settings) -> Path:
         gemma.assemble(partial, overwrite=True)
         partial.replace(target)
     return target
+
+
+def adapter_path(settings: Settings) -> str | None:
+    """The reading adapter for the local model (RAG_LLM_ADAPTER; it fits the one model it was trained on, the embedded
+    Gemma 3 270M for app/reader-lora.gguf)."""
+    if settings.llm_adapter is None:
+        return None
+    if not settings.llm_adapter.is_file():
+        raise LLMUnavailable(
+            f"The reading adapter {settings.llm_adapter} is missing: rebuild it with `python -m app.train_reader`, "
+            "or leave RAG_LLM_ADAPTER empty."
+        )
+    return str(settings.llm_adapter)
+
+
+def get_none_reader(settings: Settings) -> LlamaCppCompletion | None:
+    """The embedded model with its reading adapter, which judges whether a passage answers a question at all (None:
+    RAG_LLM is not local, or RAG_LLM_ADAPTER is off)."""
+    if settings.llm != "local" or (path := adapter_path(settings)) is None:
+        return None
+    return LlamaCppCompletion(model_path=str(local_model_path(settings)), n_threads=settings.llm_threads, lora_path=path)
 
 
 def get_llm(settings: Settings) -> BaseLanguageModel:

@@ -19,7 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.chain import AnswerEngine  # noqa: E402
-from app.llm import LlamaCppCompletion, local_model_path  # noqa: E402
+from app.llm import LlamaCppCompletion, adapter_path, local_model_path  # noqa: E402
 from config import ROOT, load_settings  # noqa: E402
 from ingest.pipeline import ingest  # noqa: E402
 
@@ -35,7 +35,10 @@ def main() -> None:
         ingest([settings.corpus_path], settings, progress=False)
         gguf = local_model_path(settings)  # assembled once, outside the timing
         started = time.perf_counter()
-        llm = LlamaCppCompletion(model_path=str(gguf), n_threads=settings.llm_threads, max_tokens=settings.llm_max_tokens)
+        llm = LlamaCppCompletion(
+            model_path=str(gguf), n_threads=settings.llm_threads, max_tokens=settings.llm_max_tokens,
+            lora_path=adapter_path(settings),
+        )
         llm.load()
         load_s = time.perf_counter() - started
         engine = AnswerEngine(settings, llm=llm)

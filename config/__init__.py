@@ -131,6 +131,22 @@ class Settings(BaseSettings):
     llm_threads: int = Field(
         max(1, min(4, os.cpu_count() or 1)), ge=1, description="CPU threads of the local llama.cpp model."
     )
+    llm_adapter: Path | None = Field(
+        None,
+        description=(
+            "LoRA adapter (GGUF) for the embedded Gemma 3 270M that judges whether a passage answers a question at all "
+            "(app/reader-lora.gguf, fitted on SQuAD tune by `python -m app.train_reader`); an answer it would rather "
+            "call 'none' is refused. Empty (default): no such check."
+        ),
+    )
+    reader_none_margin: float = Field(
+        3.0,
+        description=(
+            "With RAG_LLM_ADAPTER: an answer is refused when the adapted model's log-probability of 'none' exceeds that "
+            "of its best answer's first word by at least this much (chosen on the article's dev question sets; lower "
+            "refuses more)."
+        ),
+    )
     cache_dir: Path = Field(ROOT / ".cache", description="Where the local GGUF model is assembled (once) from its packages.")
     max_question_chars: int = Field(1000, ge=10, description="Longest question accepted, in characters.")
     answer_check: Literal["rules", "verifier"] = Field(
@@ -262,6 +278,12 @@ class Settings(BaseSettings):
             "'Authorization: Bearer <token>' or the page's sign-in form; unset: /insights is 404."
         ),
     )
+
+    @field_validator("llm_adapter", mode="before")
+    @classmethod
+    def _no_adapter(cls, value: object) -> object:
+        """RAG_LLM_ADAPTER= (empty) or 'none' turns the adapter off."""
+        return None if isinstance(value, str) and value.strip().lower() in ("", "none", "off") else value
 
     @field_validator("rate_limit")
     @classmethod

@@ -27,6 +27,14 @@ Answer:"""
 """Few-shot span extraction. `{passage}` and `{question}` are filled in; generation stops at the end of the line.
 The example with an instruction inside the passage shows the model that text in documents is data, not orders."""
 
+EXTRACT_ANSWER_TUNED = """Copy the shortest words of the passage that answer the question. If the passage does not answer it, write "none".
+
+Passage: {passage}
+Question: {question}
+Answer:"""
+"""Span extraction for the embedded model with its reading adapter (RAG_LLM_ADAPTER), which was trained on this
+prompt (`python -m app.train_reader`) and needs no examples."""
+
 EXTRACT_STOP = ["\n", "Passage:", "Question:"]
 
 CHAT_MODEL_PREFIX = (

@@ -1,0 +1,119 @@
+"""The embedded model's reading adapter (RAG_LLM_ADAPTER): how it is chosen, written, trained and what it is worth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from app.llm import LLMUnavailable, LlamaCppCompletion, get_llm, get_none_reader, local_model_path
+from app.train_reader import ALPHA, RANK, export_gguf
+from config import ROOT, Settings
+
+BUNDLED = ROOT / "app" / "reader-lora.gguf"
+SHAPES = {"q_proj": (640, 1024), "k_proj": (640, 256), "v_proj": (640, 256), "o_proj": (1024, 640)}
+"""Gemma 3 270M's attention projections, (inputs, outputs); 18 layers."""
+
+
+def adapter_tensors(scale: float) -> dict[str, torch.Tensor]:
+    """peft's tensor names and shapes for a rank-8 adapter; B (the update's output side) times `scale`."""
+    generator = torch.Generator().manual_seed(0)
+    tensors = {}
+    for layer in range(18):
+        for module, (fan_in, fan_out) in SHAPES.items():
+            prefix = f"base_model.model.model.layers.{layer}.self_attn.{module}"
+            tensors[f"{prefix}.lora_A.weight"] = torch.randn(RANK, fan_in, generator=generator) * 0.05
+            tensors[f"{prefix}.lora_B.weight"] = torch.randn(fan_out, RANK, generator=generator) * scale
+    return tensors
+
+
+def first_token_logprobs(model: Path, adapter: Path | None) -> np.ndarray:
+    llm = LlamaCppCompletion(model_path=str(model), lora_path=str(adapter) if adapter else None, n_ctx=256)
+    llm.load()
+    return llm._prefill(llm._llama.tokenize(b"The capital of France is", add_bos=True))  # noqa: SLF001
+
+
+def test_the_adapter_judges_only_when_configured(tmp_path: Path) -> None:
+    assert Settings().llm_adapter is None and get_none_reader(Settings()) is None
+    assert get_none_reader(Settings(llm_adapter=str(BUNDLED))).lora_path == str(BUNDLED)
+    assert get_llm(Settings(llm_adapter=str(BUNDLED))).lora_path is None  # the plain model reads; the adapted one judges
+    assert Settings(llm_adapter="").llm_adapter is None
+    assert get_none_reader(Settings(llm="openai", llm_base_url="http://127.0.0.1:9/v1", llm_adapter=str(BUNDLED))) is None
+    with pytest.raises(LLMUnavailable, match=r"python -m app\.train_reader"):
+        get_none_reader(Settings(llm_adapter=str(tmp_path / "missing.gguf")))
+
+
+def test_an_exported_adapter_changes_the_model_as_llama_cpp_reads_it(tmp_path: Path) -> None:
+    """The GGUF writer's names and shapes are llama.cpp's: a zero update leaves the model's output as it was, a
+    non-zero one changes it (a misnamed tensor would be refused at load, a transposed one would not load)."""
+    import gguf
+
+    model = local_model_path(Settings())
+    zero, some = tmp_path / "zero.gguf", tmp_path / "some.gguf"
+    export_gguf(adapter_tensors(0.0), ALPHA, zero)
+    export_gguf(adapter_tensors(0.05), ALPHA, some)
+    reader = gguf.GGUFReader(str(some))
+    assert len(reader.tensors) == 18 * 4 * 2
+    assert {bytes(reader.fields["adapter.type"].parts[-1]).decode(), bytes(reader.fields["general.type"].parts[-1]).decode()} == {"lora", "adapter"}
+    base = first_token_logprobs(model, None)
+    assert np.allclose(first_token_logprobs(model, zero), base, atol=1e-3)
+    assert np.abs(first_token_logprobs(model, some) - base).max() > 0.1
+    with pytest.raises(ValueError, match="unexpected adapter tensor"):
+        export_gguf({"base_model.model.lm_head.lora_A.weight": torch.zeros(RANK, 4)}, ALPHA, tmp_path / "bad.gguf")
+    assert not (tmp_path / "bad.gguf").exists() and not (tmp_path / "bad.partial").exists()
+
+
+BACKGROUND_JOBS = {
+    "reader-dev": lambda folder: ["-m", "app.train_reader", "--evaluate", "60", "--out", str(BUNDLED)],
+    "reader-train": lambda folder: [
+        "-m", "app.train_reader", "--examples", "12", "--work", str(folder / "work"), "--out", str(folder / "adapter.gguf"),
+    ],
+}
+
+DEV_FLOORS = {"overall_f1": 0.60, "hasans_f1": 0.40, "noans_accuracy": 0.60}
+"""The adapted reader on 60 + 60 held-out SQuAD tune questions, read from their gold paragraph: floors below the
+measured figures (docs/reader.md); the plain model with few-shot examples is far below them."""
+
+
+@pytest.mark.slow
+def test_the_adapter_reads_held_out_questions_better_than_the_plain_model(background) -> None:  # noqa: ANN001
+    run = background("reader-dev")
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    for metric, floor in DEV_FLOORS.items():
+        assert report["adapter"][metric] >= floor, report
+    assert report["adapter"]["overall_f1"] >= report["plain_few_shot"]["overall_f1"] + 0.1, report
+
+
+@pytest.mark.slow
+def test_training_runs_resumes_and_writes_an_adapter_llama_cpp_loads(background, tmp_path: Path) -> None:  # noqa: ANN001
+    """The real command on 12 questions (the GGUF loaded by transformers, peft, one step, the export); llama.cpp
+    loads what it wrote and answers differently from the plain model."""
+    run = background("reader-train")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Wrote" in run.stdout and "(12 questions)" in run.stdout
+    folder = Path(run.args[-1]).parent
+    state = json.loads((folder / "work" / "state.json").read_text())
+    assert state["done"] == 12 and len(state["losses"]) == 12 and all(loss > 0 for loss in state["losses"])
+    model = local_model_path(Settings())
+    assert np.abs(first_token_logprobs(model, folder / "adapter.gguf") - first_token_logprobs(model, None)).max() > 0
+
+
+@pytest.mark.slow
+def test_with_the_adapter_on_an_answer_it_would_call_none_is_refused(article_engine) -> None:  # noqa: ANN001
+    """The check is wired into the chain: at the default margin a plain question keeps its answer; at a margin that
+    every reading reaches, every answer is refused (and a follow-up, whose words alone do not say what it asks, is
+    left to the other checks)."""
+    from app.chain import AnswerEngine
+
+    settings = article_engine.settings.model_copy(update={"llm_adapter": BUNDLED})
+    engine = AnswerEngine(settings)
+    assert engine.none_reader is not None and engine.none_reader.lora_path == str(BUNDLED)
+    assert "Vincent Lo" in engine.ask("Who is the chairman of Shui On Group?").answer
+    engine.settings = settings.model_copy(update={"reader_none_margin": -100.0})
+    assert engine.ask("Who is the chairman of Shui On Group?").refused
+    history = [{"role": "user", "content": "Who is the chairman of Shui On Group?"}, {"role": "assistant", "content": "Vincent Lo"}]
+    assert not engine.ask("What role should Hong Kong play, according to him?", history).refused
