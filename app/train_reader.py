@@ -43,16 +43,17 @@ LEARNING_RATE = 2e-4
 SAVE_EVERY = 200
 
 
-def examples(squad: Path, seed: int) -> list[tuple[str, str]]:
-    """(prompt, answer) for every question of the training articles, shuffled: the answer is the shortest gold
-    answer, or "none" when the paragraph does not answer the question."""
+def examples(squad: Path, seed: int, answer: str = "shortest") -> list[tuple[str, str]]:
+    """(prompt, answer) for every question of the training articles, shuffled: the answer is the shortest (or the
+    first) gold answer, or "none" when the paragraph does not answer the question."""
     articles = json.loads(squad.read_text(encoding="utf-8"))["data"][:TRAIN_ARTICLES]
     items = []
     for article in articles:
         for paragraph in article["paragraphs"]:
             for qa in paragraph["qas"]:
-                answer = "none" if qa["is_impossible"] else min((a["text"] for a in qa["answers"]), key=len)
-                items.append((EXTRACT_ANSWER_TUNED.format(passage=paragraph["context"], question=qa["question"]), answer))
+                golds = [a["text"] for a in qa["answers"]]
+                target = "none" if qa["is_impossible"] else golds[0] if answer == "first" else min(golds, key=len)
+                items.append((EXTRACT_ANSWER_TUNED.format(passage=paragraph["context"], question=qa["question"]), target))
     random.Random(seed).shuffle(items)
     return items
 
@@ -218,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=None, help="Train on the first N shuffled questions only.")
     parser.add_argument("--seed", type=int, default=7, help="Order of the training questions.")
     parser.add_argument(
+        "--answer", choices=["shortest", "first"], default="shortest",
+        help="Which gold answer an answerable question is trained on (app/reader-lora.gguf: shortest).",
+    )
+    parser.add_argument(
         "--evaluate", type=int, metavar="N", default=None,
         help="Instead of training: read N answerable and N unanswerable questions of the held-out tune articles with "
         "the plain model and with the adapter --out, print the scores and the no-answer margin that fits best (JSON).",
@@ -233,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from app.llm import local_model_path
 
-    items = examples(args.squad, args.seed)[: args.examples]
+    items = examples(args.squad, args.seed, args.answer)[: args.examples]
     args.work.mkdir(parents=True, exist_ok=True)
     done = train(local_model_path(settings.model_copy(update={"llm_model": ""})), items, args.work, args.minutes, settings.llm_threads)
     if done < len(items):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from app.llm import LLMUnavailable, LlamaCppCompletion, get_llm, get_none_reader, local_model_path
-from app.train_reader import ALPHA, RANK, export_gguf
+from app.train_reader import ALPHA, RANK, SQUAD, TRAIN_ARTICLES, examples, export_gguf
 from config import ROOT, Settings
 
 BUNDLED = ROOT / "app" / "reader-lora.gguf"
@@ -28,6 +28,20 @@ def adapter_tensors(scale: float) -> dict[str, torch.Tensor]:
             tensors[f"{prefix}.lora_A.weight"] = torch.randn(RANK, fan_in, generator=generator) * 0.05
             tensors[f"{prefix}.lora_B.weight"] = torch.randn(fan_out, RANK, generator=generator) * scale
     return tensors
+
+
+def test_training_questions_come_from_the_training_articles_only() -> None:
+    """Tune articles 1-8, every question once, in a seeded order; the answer is the shortest gold answer (or the
+    first, on request) or "none"; the held-out tune articles and the test articles are never among them."""
+    data = json.loads(SQUAD.read_text(encoding="utf-8"))["data"]
+    asked = [qa for article in data[:TRAIN_ARTICLES] for p in article["paragraphs"] for qa in p["qas"]]
+    shortest, first = examples(SQUAD, 7), examples(SQUAD, 7, "first")
+    assert len(shortest) == len(first) == len(asked) and examples(SQUAD, 7) == shortest
+    assert sum(a == "none" for _, a in shortest) == sum(qa["is_impossible"] for qa in asked)
+    assert all(len(s) <= len(f) for (_, s), (_, f) in zip(shortest, first, strict=True))
+    assert any(s != f for (_, s), (_, f) in zip(shortest, first, strict=True))
+    held_out = {p["context"][:80] for article in data[TRAIN_ARTICLES:] for p in article["paragraphs"]}
+    assert not any(context in prompt for prompt, _ in shortest for context in held_out)
 
 
 def first_token_logprobs(model: Path, adapter: Path | None) -> np.ndarray:
