@@ -93,9 +93,9 @@ class LlamaCppCompletion(LLM):
             text = ""
             for _ in range(max_tokens or self.max_tokens):
                 if span_only and not tokens:
-                    token = int(np.argmax(np.where(np.arange(len(logprobs)) == none_token, -np.inf, logprobs)))
-                else:
-                    token = int(np.argmax(logprobs))
+                    logprobs = logprobs.copy()  # the prompt's log-probabilities are kept for first_token_logprobs
+                    logprobs[none_token] = -np.inf
+                token = int(np.argmax(logprobs))
                 if llama.token_eos() == token:
                     break
                 tokens.append(token)
