@@ -279,9 +279,14 @@ class AnswerEngine:
             passage = passages[attempt[0][0].passage].page_content if attempt else ""
             completion = self._read(question, passage)[0] if attempt else None
             answer, refused, cited = self._ground(question, query, completion.text if completion else "", passages, attempt, echoed)
-            follow_up = bool(echoed) and echoed.strip() != question.strip()  # its words alone do not say what it asks
-            if not refused and (follow_up or not self._vetoed(question, passage)):
-                return answer, refused, cited
+            if not refused:
+                follow_up = bool(echoed) and echoed.strip() != question.strip()  # its words alone do not say what it asks
+                if follow_up or not self._vetoed(question, passage):
+                    return answer, refused, cited
+                continue
+            rescued = self._reread(question, query, passage, passages, attempt, echoed)
+            if rescued is not None:
+                return rescued
         return REFUSAL, True, []
 
     def _answer_across(
@@ -347,6 +352,25 @@ class AnswerEngine:
         if completion.first_logprob is None or completion.none_logprob is None:
             return False
         return completion.none_logprob - completion.first_logprob >= self.settings.reader_none_margin
+
+    def _reread(
+        self, question: str, query: str, passage: str, passages: list[Document],
+        attempt: list[tuple[grounding.Sentence, float]], echoed: str | None,
+    ) -> tuple[str, bool, list[Citation]] | None:
+        """Stage "read" again, where the rules refused the plain model's span: the reading adapter's own span, if it is
+        surer of that span than of "none" by RAG_READER_RESCUE_MARGIN, checked by the same rules (None: still refused).
+        The adapter was trained on reworded questions too, where the few-shot model tends to echo the question."""
+        if self.none_reader is None or not attempt:
+            return None
+        completion = self.none_reader.complete(
+            EXTRACT_ANSWER_TUNED.format(passage=passage, question=question), EXTRACT_STOP, span_only=True
+        )
+        if completion.first_logprob is None or completion.none_logprob is None:
+            return None
+        if completion.none_logprob - completion.first_logprob >= self.settings.reader_rescue_margin:
+            return None
+        answer, refused, cited = self._ground(question, query, completion.text, passages, attempt, echoed)
+        return None if refused else (answer, refused, cited)
 
     def _read(self, question: str, passage: str) -> tuple[Completion | None, str]:
         """Stage "read": the model's span for the question in the passage (None when a remote model failed)."""

@@ -215,21 +215,24 @@ def local_model_path(settings: Settings) -> Path:
 
 
 def adapter_path(settings: Settings) -> str | None:
-    """The reading adapter for the local model (RAG_LLM_ADAPTER; it fits the one model it was trained on, the embedded
-    Gemma 3 270M for app/reader-lora.gguf)."""
+    """The reading adapter for the local model (RAG_LLM_ADAPTER). The bundled one (the default) fits only the model it
+    was trained on, the packaged Gemma 3 270M, so it is left out for another RAG_LLM_MODEL; another adapter applies
+    to whatever model is set."""
     if settings.llm_adapter is None:
+        return None
+    if settings.llm_model and "llm_adapter" not in settings.model_fields_set:
         return None
     if not settings.llm_adapter.is_file():
         raise LLMUnavailable(
             f"The reading adapter {settings.llm_adapter} is missing: rebuild it with `python -m app.train_reader`, "
-            "or leave RAG_LLM_ADAPTER empty."
+            "or set RAG_LLM_ADAPTER=off."
         )
     return str(settings.llm_adapter)
 
 
 def get_none_reader(settings: Settings) -> LlamaCppCompletion | None:
-    """The embedded model with its reading adapter, which judges whether a passage answers a question at all (None:
-    RAG_LLM is not local, or RAG_LLM_ADAPTER is off)."""
+    """The embedded model with its reading adapter, which judges whether a passage answers a question at all and reads
+    again where the plain model's answer was refused (None: RAG_LLM is not local, or RAG_LLM_ADAPTER is off)."""
     if settings.llm != "local" or (path := adapter_path(settings)) is None:
         return None
     return LlamaCppCompletion(model_path=str(local_model_path(settings)), n_threads=settings.llm_threads, lora_path=path)

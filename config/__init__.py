@@ -132,19 +132,29 @@ class Settings(BaseSettings):
         max(1, min(4, os.cpu_count() or 1)), ge=1, description="CPU threads of the local llama.cpp model."
     )
     llm_adapter: Path | None = Field(
-        None,
+        ROOT / "app" / "reader-lora.gguf",
         description=(
-            "LoRA adapter (GGUF) for the embedded Gemma 3 270M that judges whether a passage answers a question at all "
-            "(app/reader-lora.gguf, fitted on SQuAD tune by `python -m app.train_reader`); an answer it would rather "
-            "call 'none' is refused. Empty (default): no such check."
+            "LoRA reading adapter (GGUF) for the embedded Gemma 3 270M (app/reader-lora.gguf, fitted on SQuAD tune by "
+            "`python -m app.train_reader`). A second copy of the model reads with it: an answer that copy would rather "
+            "call 'none' is refused, and when the plain model's answer is refused, the adapted copy's own span is "
+            "checked in its place. It applies to the packaged model only (not to RAG_LLM_MODEL) unless set explicitly; "
+            "empty or 'off': neither."
         ),
     )
     reader_none_margin: float = Field(
         3.0,
         description=(
-            "With RAG_LLM_ADAPTER: an answer is refused when the adapted model's log-probability of 'none' exceeds that "
-            "of its best answer's first word by at least this much (chosen on the article's dev question sets; lower "
+            "With the reading adapter: an answer is refused when the adapted model's log-probability of 'none' exceeds "
+            "that of its best answer's first word by at least this much (chosen on the dev question sets; lower "
             "refuses more)."
+        ),
+    )
+    reader_rescue_margin: float = Field(
+        0.0,
+        description=(
+            "With the reading adapter: when the plain model's answer is refused, the adapted model's own span is "
+            "checked by the same rules if its log-probability of 'none' minus that of the span's first word is below "
+            "this (chosen on the dev question sets; higher answers more)."
         ),
     )
     cache_dir: Path = Field(ROOT / ".cache", description="Where the local GGUF model is assembled (once) from its packages.")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from app.llm import LLMUnavailable, LlamaCppCompletion, get_llm, get_none_reader, local_model_path
-from app.train_reader import ALPHA, RANK, SQUAD, TRAIN_ARTICLES, examples, export_gguf
+from app.train_reader import ALPHA, RANK, SQUAD, TRAIN_ARTICLES, examples, export_gguf, reworded_examples
 from config import ROOT, Settings
 
 BUNDLED = ROOT / "app" / "reader-lora.gguf"
@@ -42,6 +42,27 @@ def test_training_questions_come_from_the_training_articles_only() -> None:
     assert any(s != f for (_, s), (_, f) in zip(shortest, first, strict=True))
     held_out = {p["context"][:80] for article in data[TRAIN_ARTICLES:] for p in article["paragraphs"]}
     assert not any(context in prompt for prompt, _ in shortest for context in held_out)
+
+
+def test_the_second_stage_rewords_training_questions_and_keeps_as_many_unanswerable(tmp_path: Path) -> None:
+    """The reworded questions are answerable questions of the training articles, asked in other words, with their
+    gold answer; as many unanswerable training questions keep "none" in the stage; a foreign id is refused."""
+    reworded = ROOT / "tests" / "gold" / "squad-tune-reworded.jsonl"
+    rows = [json.loads(line) for line in reworded.read_text(encoding="utf-8").splitlines()]
+    data = json.loads(SQUAD.read_text(encoding="utf-8"))["data"]
+    asked = {qa["id"]: qa for article in data[:TRAIN_ARTICLES] for p in article["paragraphs"] for qa in p["qas"]}
+    assert len(rows) >= 400 and all(not asked[r["id"]]["is_impossible"] for r in rows)
+    assert all(r["question"].strip().lower() != asked[r["id"]]["question"].strip().lower() for r in rows)
+    items = reworded_examples(SQUAD, reworded, "first")
+    assert items == reworded_examples(SQUAD, reworded, "first") and len(items) == 2 * len(rows)
+    assert sum(a == "none" for _, a in items) == len(rows)
+    firsts = {asked[r["id"]]["answers"][0]["text"] for r in rows}
+    assert {a for _, a in items if a != "none"} <= firsts
+    foreign = tmp_path / "foreign.jsonl"
+    test_id = data[-1]["paragraphs"][0]["qas"][0]["id"]
+    foreign.write_text(json.dumps({"id": test_id, "question": "What?"}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no answerable question of the training articles"):
+        reworded_examples(SQUAD, foreign, "first")
 
 
 def first_token_logprobs(model: Path, adapter: Path | None) -> np.ndarray:
