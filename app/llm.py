@@ -39,6 +39,30 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum())
 
 
+_LLAMA_LOG: list[object] = []
+"""The log callback handed to llama.cpp, kept referenced for as long as the process runs."""
+
+
+def quiet_llama_log() -> None:
+    """llama.cpp's log shows its errors only (not its load chatter), and not the notice that a LoRA adapter's tensors
+    "cannot use buft 'CPU_REPACK', fallback to CPU": llama.cpp logs it as an error for each adapted tensor, but the
+    adapter then works from plain CPU buffers as intended."""
+    if _LLAMA_LOG:
+        return
+    import ctypes
+    import sys
+
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback
+    def log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:  # noqa: ARG001
+        if level == 3 and b"cannot use buft" not in text:  # GGML_LOG_LEVEL_ERROR
+            print(text.decode("utf-8", "replace"), end="", file=sys.stderr, flush=True)
+
+    _LLAMA_LOG.append(log)
+    llama_cpp.llama_log_set(log, ctypes.c_void_p(0))
+
+
 class LlamaCppCompletion(LLM):
     """A plain-completion LangChain LLM over llama.cpp (llama-cpp-python), greedy, shared safely between threads.
 
@@ -63,16 +87,16 @@ class LlamaCppCompletion(LLM):
     def load(self) -> None:
         """Load the weights now rather than on the first question."""
         if self._llama is None:
-            import logging
-
             from llama_cpp import Llama
 
-            logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)  # llama.cpp's load chatter
-
-            self._llama = Llama(
-                model_path=self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False, seed=0, swa_full=False,
-                lora_path=self.lora_path,
-            )
+            quiet_llama_log()
+            try:
+                self._llama = Llama(
+                    model_path=self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False, seed=0,
+                    swa_full=False, lora_path=self.lora_path,
+                )
+            except ValueError as err:  # a model or an adapter llama.cpp cannot load ("Failed to load model from ...")
+                raise LLMUnavailable(f"llama.cpp cannot load the model: {err}.") from None
 
     def complete(self, prompt: str, stop: list[str], max_tokens: int | None = None, span_only: bool = False) -> Completion:
         """Greedy completion up to a stop string, with the mean log-probability of its tokens and that of ' none'.
@@ -227,7 +251,27 @@ def adapter_path(settings: Settings) -> str | None:
             f"The reading adapter {settings.llm_adapter} is missing: rebuild it with `python -m app.train_reader`, "
             "or set RAG_LLM_ADAPTER=off."
         )
+    if not is_lora_gguf(settings.llm_adapter):  # llama.cpp crashes the process on a file that is not one
+        raise LLMUnavailable(
+            f"The reading adapter {settings.llm_adapter} is not a LoRA adapter GGUF: rebuild it with "
+            "`python -m app.train_reader`, or set RAG_LLM_ADAPTER=off."
+        )
     return str(settings.llm_adapter)
+
+
+def is_lora_gguf(path: Path) -> bool:
+    """Whether the file is a GGUF that declares itself a LoRA adapter (general.type 'adapter', adapter.type 'lora')."""
+    from gguf import GGUFReader
+
+    try:
+        reader = GGUFReader(path)
+        values = {}
+        for key in ("general.type", "adapter.type"):
+            field = reader.fields[key]
+            values[key] = bytes(field.parts[field.data[0]]).decode("utf-8")
+    except (OSError, ValueError, KeyError, IndexError, UnicodeDecodeError):
+        return False
+    return values == {"general.type": "adapter", "adapter.type": "lora"}
 
 
 def get_none_reader(settings: Settings) -> LlamaCppCompletion | None:

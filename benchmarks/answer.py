@@ -1,5 +1,6 @@
-"""Answer latency on the article with the embedded model: model load, end-to-end p50/p95, and which CPU kernels
-llama.cpp was built with (the Makefile builds a portable x86-64-v3 target).
+"""Answer latency on the article with the embedded model: model load (both copies: plain and with the reading
+adapter), end-to-end p50/p95, and which CPU kernels llama.cpp was built with (the Makefile builds a portable
+x86-64-v3 target).
 
 Run: .venv/bin/python benchmarks/answer.py [--rounds N]. Uses a temporary store; prints one JSON object.
 """
@@ -19,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.chain import AnswerEngine  # noqa: E402
-from app.llm import LlamaCppCompletion, adapter_path, local_model_path  # noqa: E402
+from app.llm import LlamaCppCompletion, get_none_reader, local_model_path  # noqa: E402
 from config import ROOT, load_settings  # noqa: E402
 from ingest.pipeline import ingest  # noqa: E402
 
@@ -35,13 +36,14 @@ def main() -> None:
         ingest([settings.corpus_path], settings, progress=False)
         gguf = local_model_path(settings)  # assembled once, outside the timing
         started = time.perf_counter()
-        llm = LlamaCppCompletion(
-            model_path=str(gguf), n_threads=settings.llm_threads, max_tokens=settings.llm_max_tokens,
-            lora_path=adapter_path(settings),
-        )
+        llm = LlamaCppCompletion(model_path=str(gguf), n_threads=settings.llm_threads, max_tokens=settings.llm_max_tokens)
         llm.load()
+        reader = get_none_reader(settings)  # the copy with the reading adapter (RAG_LLM_ADAPTER), as the app loads it
+        if reader is not None:
+            reader.load()
         load_s = time.perf_counter() - started
         engine = AnswerEngine(settings, llm=llm)
+        engine.none_reader = reader
         engine.warm_up()
         items = [json.loads(line) for line in GOLD.read_text().splitlines() if line.strip()]
         totals = []

@@ -71,14 +71,27 @@ def first_token_logprobs(model: Path, adapter: Path | None) -> np.ndarray:
     return llm._prefill(llm._llama.tokenize(b"The capital of France is", add_bos=True))  # noqa: SLF001
 
 
-def test_the_adapter_judges_only_when_configured(tmp_path: Path) -> None:
-    assert Settings().llm_adapter is None and get_none_reader(Settings()) is None
-    assert get_none_reader(Settings(llm_adapter=str(BUNDLED))).lora_path == str(BUNDLED)
-    assert get_llm(Settings(llm_adapter=str(BUNDLED))).lora_path is None  # the plain model reads; the adapted one judges
-    assert Settings(llm_adapter="").llm_adapter is None
-    assert get_none_reader(Settings(llm="openai", llm_base_url="http://127.0.0.1:9/v1", llm_adapter=str(BUNDLED))) is None
+def test_the_adapter_reads_by_default_for_the_packaged_model_only(tmp_path: Path) -> None:
+    assert Settings().llm_adapter == BUNDLED and get_none_reader(Settings()).lora_path == str(BUNDLED)
+    assert get_llm(Settings()).lora_path is None  # the plain model reads first; the adapted copy judges and rereads
+    for off in ("", "off", "none"):
+        assert Settings(llm_adapter=off).llm_adapter is None and get_none_reader(Settings(llm_adapter=off)) is None
+    other = local_model_path(Settings())  # named by RAG_LLM_MODEL: another model as far as the adapter knows
+    assert get_none_reader(Settings(llm_model=str(other))) is None
+    assert get_none_reader(Settings(llm_model=str(other), llm_adapter=str(BUNDLED))).lora_path == str(BUNDLED)
+    assert get_none_reader(Settings(llm="openai", llm_base_url="http://127.0.0.1:9/v1")) is None
     with pytest.raises(LLMUnavailable, match=r"python -m app\.train_reader"):
         get_none_reader(Settings(llm_adapter=str(tmp_path / "missing.gguf")))
+
+
+def test_a_file_that_is_no_lora_adapter_is_refused_before_llama_cpp_sees_it(tmp_path: Path) -> None:
+    """llama.cpp ends the whole process (a segmentation fault) on such a file, so it is checked first."""
+    text, cut = tmp_path / "text.gguf", tmp_path / "cut.gguf"
+    text.write_text("not a model\n", encoding="utf-8")
+    cut.write_bytes(BUNDLED.read_bytes()[: BUNDLED.stat().st_size // 2])
+    for path in (text, cut, local_model_path(Settings())):  # the last: a whole model, not an adapter
+        with pytest.raises(LLMUnavailable, match=r"is not a LoRA adapter GGUF: rebuild it with `python -m app\.train_reader`"):
+            get_none_reader(Settings(llm_adapter=str(path)))
 
 
 def test_an_exported_adapter_changes_the_model_as_llama_cpp_reads_it(tmp_path: Path) -> None:
@@ -138,17 +151,40 @@ def test_training_runs_resumes_and_writes_an_adapter_llama_cpp_loads(background,
 
 
 @pytest.mark.slow
-def test_with_the_adapter_on_an_answer_it_would_call_none_is_refused(article_engine) -> None:  # noqa: ANN001
-    """The check is wired into the chain: at the default margin a plain question keeps its answer; at a margin that
+def test_an_answer_the_adapter_would_call_none_is_refused(article_engine) -> None:  # noqa: ANN001
+    """The veto is wired into the chain: at the default margin a plain question keeps its answer; at a margin that
     every reading reaches, every answer is refused (and a follow-up, whose words alone do not say what it asks, is
     left to the other checks)."""
-    from app.chain import AnswerEngine
-
-    settings = article_engine.settings.model_copy(update={"llm_adapter": BUNDLED})
-    engine = AnswerEngine(settings)
+    engine = article_engine
     assert engine.none_reader is not None and engine.none_reader.lora_path == str(BUNDLED)
-    assert "Vincent Lo" in engine.ask("Who is the chairman of Shui On Group?").answer
-    engine.settings = settings.model_copy(update={"reader_none_margin": -100.0})
-    assert engine.ask("Who is the chairman of Shui On Group?").refused
-    history = [{"role": "user", "content": "Who is the chairman of Shui On Group?"}, {"role": "assistant", "content": "Vincent Lo"}]
-    assert not engine.ask("What role should Hong Kong play, according to him?", history).refused
+    settings = engine.settings
+    try:
+        assert "Vincent Lo" in engine.ask("Who is the chairman of Shui On Group?").answer
+        engine.settings = settings.model_copy(update={"reader_none_margin": -100.0})
+        assert engine.ask("Who is the chairman of Shui On Group?").refused
+        history = [{"role": "user", "content": "Who is the chairman of Shui On Group?"}, {"role": "assistant", "content": "Vincent Lo"}]
+        assert not engine.ask("What role should Hong Kong play, according to him?", history).refused
+    finally:
+        engine.settings = settings
+
+
+@pytest.mark.slow
+def test_where_the_plain_models_span_is_refused_the_adapters_own_is_checked(article_engine, monkeypatch) -> None:  # noqa: ANN001
+    """The reread is wired into the chain: with a plain model that only ever says "none", a question is answered from
+    the adapter's own span when the adapter is sure enough of it (the rules still check it: verbatim, cited), and
+    not when RAG_READER_RESCUE_MARGIN lets no span through."""
+    from app.llm import Completion
+
+    engine = article_engine
+    settings = engine.settings
+    monkeypatch.setattr(engine, "_read", lambda question, passage: (Completion(text=" none", logprob=None, none_logprob=None), ""))
+    question = "Who chairs Shui On Group?"  # not every word in the passage as typed: no whole-sentence reply either
+    try:
+        engine.settings = settings.model_copy(update={"reader_rescue_margin": -100.0})
+        assert engine.ask(question).refused
+        engine.settings = settings.model_copy(update={"reader_rescue_margin": 100.0, "reader_none_margin": 100.0})
+        rescued = engine.ask(question)
+        assert not rescued.refused and "Vincent Lo" in rescued.answer and len(rescued.answer) < 40
+        assert rescued.citations and "Vincent Lo" in rescued.citations[0].quote
+    finally:
+        engine.settings = settings
