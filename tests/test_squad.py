@@ -15,10 +15,11 @@ from tests.conftest import SQUAD
 
 pytestmark = pytest.mark.slow  # 20 articles ingested, 100 questions through the model
 
-FLOORS = {"overall_f1": 0.33, "token_f1": 0.28, "refusal_accuracy": 0.36, "retrieval_recall_at_5": 0.97, "quotes_verbatim": 1.0}
-"""Measured on this sample with the default rules check: overall F1 0.360, HasAns F1 0.322, NoAns accuracy 0.415,
-recall@5 0.983 (the Makefile's portable build; a native build gave 0.369, 0.337, 0.415), less a margin. The answer-quality issue's targets (overall F1
-0.55, HasAns F1 0.40, NoAns 0.65 on 300 questions) are not met yet: README, Evaluation."""
+FLOORS = {"overall_f1": 0.37, "token_f1": 0.23, "refusal_accuracy": 0.55, "retrieval_recall_at_5": 0.97, "quotes_verbatim": 1.0}
+"""Measured on this sample with the default rules check and the reading adapter: overall F1 0.409, HasAns F1 0.269,
+NoAns accuracy 0.610, recall@5 0.983 (the Makefile's portable build; without the adapter 0.360, 0.322, 0.415), less a
+margin. The adapter trades answers for refusals here. The answer-quality issue's targets (overall F1 0.55, HasAns F1
+0.40, NoAns 0.65 on 300 questions) are not met yet: README, Evaluation."""
 
 BACKGROUND_JOBS = {
     "squad-test-sample": lambda folder: [
