@@ -279,7 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     from app.llm import local_model_path
 
     if args.reworded is not None:
-        items = reworded_examples(args.squad, args.reworded, args.answer)[: args.examples]
+        try:
+            items = reworded_examples(args.squad, args.reworded, args.answer)[: args.examples]
+        except (OSError, ValueError, KeyError, TypeError) as err:  # JSON errors are ValueErrors
+            print(f"The reworded questions {args.reworded} cannot be used: {err}", file=sys.stderr)
+            return 2
         if not (args.work / "state.json").exists():  # the first stage's adapter and optimizer, its count restarted
             shutil.copytree(args.init, args.work, dirs_exist_ok=True)
             (args.work / "state.json").write_text(json.dumps({"done": 0, "losses": []}))
