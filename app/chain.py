@@ -341,17 +341,23 @@ class AnswerEngine:
             judged.append((self.verifier.probability(values), candidate, values))
         return sorted(judged, key=lambda j: -j[0])
 
+    def _adapter_read(self, question: str, passage: str, max_tokens: int | None = None) -> tuple[str, float] | None:
+        """The reading adapter's best span (never "none") and how much more it would rather say "none":
+        log P(" none") - log P(span's first token). None without the adapter."""
+        if self.none_reader is None:
+            return None
+        completion = self.none_reader.complete(
+            EXTRACT_ANSWER_TUNED.format(passage=passage, question=question), EXTRACT_STOP, max_tokens=max_tokens, span_only=True
+        )
+        if completion.first_logprob is None or completion.none_logprob is None:
+            return None
+        return completion.text, completion.none_logprob - completion.first_logprob
+
     def _vetoed(self, question: str, passage: str) -> bool:
         """Stage "verify", last check: the reading adapter (`python -m app.train_reader`, fitted on SQuAD tune)
         would rather answer "none" than its best span, by at least RAG_READER_NONE_MARGIN in log-probability."""
-        if self.none_reader is None:
-            return False
-        completion = self.none_reader.complete(
-            EXTRACT_ANSWER_TUNED.format(passage=passage, question=question), EXTRACT_STOP, max_tokens=1, span_only=True
-        )
-        if completion.first_logprob is None or completion.none_logprob is None:
-            return False
-        return completion.none_logprob - completion.first_logprob >= self.settings.reader_none_margin
+        read = self._adapter_read(question, passage, max_tokens=1)
+        return read is not None and read[1] >= self.settings.reader_none_margin
 
     def _reread(
         self, question: str, query: str, passage: str, passages: list[Document],
@@ -360,16 +366,10 @@ class AnswerEngine:
         """Stage "read" again, where the rules refused the plain model's span: the reading adapter's own span, if it is
         surer of that span than of "none" by RAG_READER_RESCUE_MARGIN, checked by the same rules (None: still refused).
         The adapter was trained on reworded questions too, where the few-shot model tends to echo the question."""
-        if self.none_reader is None or not attempt:
+        read = self._adapter_read(question, passage) if attempt else None
+        if read is None or read[1] >= self.settings.reader_rescue_margin:
             return None
-        completion = self.none_reader.complete(
-            EXTRACT_ANSWER_TUNED.format(passage=passage, question=question), EXTRACT_STOP, span_only=True
-        )
-        if completion.first_logprob is None or completion.none_logprob is None:
-            return None
-        if completion.none_logprob - completion.first_logprob >= self.settings.reader_rescue_margin:
-            return None
-        answer, refused, cited = self._ground(question, query, completion.text, passages, attempt, echoed)
+        answer, refused, cited = self._ground(question, query, read[0], passages, attempt, echoed)
         return None if refused else (answer, refused, cited)
 
     def _read(self, question: str, passage: str) -> tuple[Completion | None, str]:

@@ -48,6 +48,12 @@ LEARNING_RATE = 2e-4
 SAVE_EVERY = 200
 
 
+def gold_target(qa: dict[str, Any], answer: str) -> str:
+    """The gold answer an answerable question is trained on: the first one given, or the shortest."""
+    golds = [a["text"] for a in qa["answers"]]
+    return golds[0] if answer == "first" else min(golds, key=len)
+
+
 def examples(squad: Path, seed: int, answer: str = "shortest") -> list[tuple[str, str]]:
     """(prompt, answer) for every question of the training articles, shuffled: the answer is the shortest (or the
     first) gold answer, or "none" when the paragraph does not answer the question."""
@@ -56,8 +62,7 @@ def examples(squad: Path, seed: int, answer: str = "shortest") -> list[tuple[str
     for article in articles:
         for paragraph in article["paragraphs"]:
             for qa in paragraph["qas"]:
-                golds = [a["text"] for a in qa["answers"]]
-                target = "none" if qa["is_impossible"] else golds[0] if answer == "first" else min(golds, key=len)
+                target = "none" if qa["is_impossible"] else gold_target(qa, answer)
                 items.append((EXTRACT_ANSWER_TUNED.format(passage=paragraph["context"], question=qa["question"]), target))
     random.Random(seed).shuffle(items)
     return items
@@ -75,8 +80,7 @@ def reworded_examples(squad: Path, reworded: Path, answer: str = "shortest") -> 
                 if qa["is_impossible"]:
                     nones.append(EXTRACT_ANSWER_TUNED.format(passage=paragraph["context"], question=qa["question"]))
                 else:
-                    golds = [a["text"] for a in qa["answers"]]
-                    asked[qa["id"]] = (paragraph["context"], golds[0] if answer == "first" else min(golds, key=len))
+                    asked[qa["id"]] = (paragraph["context"], gold_target(qa, answer))
     items = []
     for number, line in enumerate(reworded.read_text(encoding="utf-8").splitlines(), 1):
         row = json.loads(line)
