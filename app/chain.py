@@ -474,7 +474,7 @@ class AnswerEngine:
         close word in it (strict: is in it)."""
         passage = passages[sentence.passage]
         text = passage.page_content + " " + passage.metadata.get("title", "")
-        if grounding.names_missing(query, text):
+        if grounding.names_missing(query, text) or grounding.facts_missing(question, text):
             return False
         matches = self.matcher.matches(question, text)
         return not matches or min(matches.values()) >= (1.0 if strict else self.settings.word_match)

@@ -296,6 +296,40 @@ def names_missing(question: str, passage: str) -> list[str]:
     return missing
 
 
+_NUMBER_WORDS = {
+    "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10",
+    "eleven": "11", "twelve": "12", "fifteen": "15", "twenty": "20", "thirty": "30", "forty": "40", "fifty": "50",
+    "hundred": "100",
+}
+_COUNTED = r"(?:years?|months?|weeks?|days?|decades?|centuries|century|percent|per cent|times)"
+_TITLES = (
+    "deputy", "vice", "ceo", "chief executive", "president", "chairman", "chairwoman", "director", "secretary", "mayor",
+    "governor", "minister", "premier", "founder", "dean", "spokesman", "spokeswoman", "spokesperson", "treasurer",
+)
+
+
+def numbers_in(text: str) -> set[str]:
+    """The figures a text states: numerals (commas dropped) and number words counting years, days, percent..."""
+    found = {m.group().replace(",", "").rstrip(".") for m in re.finditer(r"\d[\d,.]*", text)}
+    for m in re.finditer(rf"\b({'|'.join(_NUMBER_WORDS)})\b(?=[ -]{_COUNTED}\b)", text, re.I):
+        found.add(_NUMBER_WORDS[m.group(1).lower()])
+    return found
+
+
+def facts_missing(question: str, passage: str) -> list[str]:
+    """Figures and titles of office the question states that the passage lacks: "over the past ten years" of a
+    passage about five years, the "deputy director" or "chief executive" of a passage naming only the director or the
+    chairman. A question that changes one such detail asks about something the passage does not say."""
+    numbers = numbers_in(passage) | {w for w in (n for n in re.findall(r"\b[a-z]+\b", passage.lower())) if w in _NUMBER_WORDS}
+    numbers |= {_NUMBER_WORDS[w] for w in numbers if w in _NUMBER_WORDS}
+    missing = [n for n in sorted(numbers_in(question)) if n not in numbers]
+    lowered = passage.lower()
+    for title in _TITLES:
+        if re.search(rf"\b{title}", question, re.I) and not re.search(rf"\b{title}", lowered):
+            missing.append(title)
+    return missing
+
+
 def extend_with_parenthesis(sentence: Sentence, start: int, end: int) -> int:
     """Extend an answer over a parenthesis it leaves open ("1,232 kilometres (766 miles" gets its ")") or that
     follows it right away ("CNY32.3 billion (USD4.5 billion)")."""

@@ -150,7 +150,7 @@ class Settings(BaseSettings):
         ),
     )
     reader_rescue_margin: float = Field(
-        0.0,
+        2.0,
         description=(
             "With the reading adapter: when the plain model's answer is refused, the adapted model's own span is "
             "checked by the same rules if its log-probability of 'none' minus that of the span's first word is below "

@@ -121,3 +121,32 @@ def test_a_question_typed_without_capital_or_question_mark_is_given_them() -> No
     assert as_typed_question("who chairs shui on group?") == "Who chairs shui on group?"
     assert as_typed_question("Tell me who wrote it.") == "Tell me who wrote it."
     assert as_typed_question("12,280 papers") == "12,280 papers?" and as_typed_question("") == ""
+
+
+PASSAGE = (
+    "In the past five years, about 25,000 scientists from the two cities have collaborated on 12,280 papers, at the "
+    "2024 Hong Kong-Shanghai Week. Luo Dajin, director of the Shanghai Municipal Science and Technology Commission, "
+    "spoke, as did Vincent Lo, chairman of real estate giant Shui On Group."
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "missing"),
+    [
+        ("How many papers did they write over the past ten years?", ["10"]),
+        ("How many papers did they write in the past five years?", []),
+        ("How many papers did they write in the past 5 years?", []),
+        ("What did the 25000 scientists do?", []),
+        ("When was the 2023 Hong Kong-Shanghai Week held?", ["2023"]),
+        ("Who is the deputy director of the commission?", ["deputy"]),
+        ("Who is the chief executive officer of Shui On Group?", ["chief executive"]),
+        ("Who is the vice-chairman of Shui On Group?", ["vice"]),
+        ("Who is the chairman of Shui On Group?", []),
+        ("Which official heads the commission?", []),
+        ("What did the two cities agree on?", []),
+    ],
+)
+def test_figures_and_titles_the_passage_lacks(question: str, missing: list[str]) -> None:
+    """A question that changes one figure or title of office (SQuAD 2.0's unanswerable kind) is not covered by the
+    passage; the same question with the passage's own figure, written in words or digits, is."""
+    assert grounding.facts_missing(question, PASSAGE) == missing
