@@ -30,7 +30,7 @@ from pathlib import Path
 
 import Stemmer
 from rapidfuzz import fuzz, process
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import OSA
 from wordfreq import zipf_frequency
 
 COMMON_WORDS_FILE = Path(__file__).with_name("common_words.txt")
@@ -257,10 +257,11 @@ class Speller:
         if found is None:
             found = self._close(word, self._common_candidates.get(length, ()), self._common_rank.__getitem__)
         # A word that people do write ("metropolises", "characterise") is replaced only by a far more frequent one
-        # a single letter away: a common misspelling ("acording", "togther") is, a rare real word is not.
+        # a single edit away (two neighbouring letters swapped count as one: "univeristy"): a common misspelling
+        # ("acording", "togther") is, a rare real word is not.
         typed = _zipf(word)
         if found is not None and typed > 0 and (
-            _zipf(found) < typed + MORE_FREQUENT or Levenshtein.distance(word, found) > 1
+            _zipf(found) < typed + MORE_FREQUENT or OSA.distance(word, found) > 1
         ):
             return None
         return found
@@ -272,7 +273,7 @@ class Speller:
         # A ratio of 80 lets a 4-letter word only gain or lose a letter ("papr"): swapping one ("much" -> "such",
         # "mode" -> "more", "file" -> "five") turns too many real words into other ones.
         found = process.extract(word, candidates, scorer=fuzz.ratio, score_cutoff=80, limit=5)
-        close = [(Levenshtein.distance(word, choice), -score, rank(choice), choice) for choice, score, _ in found]
+        close = [(OSA.distance(word, choice), -score, rank(choice), choice) for choice, score, _ in found]
         stem = self._stemmer.stemWord(word)
         # A word with the candidate's stem is most likely a real inflection ("affirm" of "affirmed"); the engine
         # matches stems, so replacing it would gain nothing and risk changing the question's meaning.

@@ -80,6 +80,8 @@ def test_typos_of_words_outside_the_corpus_are_mended(speller: Speller) -> None:
         "what role should Hong Kong play according to Vincent Lo"
     )
     assert speller.correct("wat is sun dongs job") == "what is Sun Dong's job"
+    # two neighbouring letters swapped are one typo, however common the misspelling ("univeristy" is in wordfreq)
+    assert speller.correct("whos the presdent of hong kong univeristy") == "who's the president of Hong Kong University"
     # real words, however rare, stay: "tycoon" is not a typo of "typhoon", nor "metropolises" of "metropolis"
     for question in ["who is the property tycoon", "what are the metropolises striving for", "why deepen ties", "who lads it"]:
         assert speller.correct(question) == question
