@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,8 +30,11 @@ _STOPWORDS = frozenset(
 )
 _NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion|dozen)\b", re.I)
 _MONTH = re.compile(
-    r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\b|\b(1[5-9]|20)\d\d\b|\b(yesterday|today|week|year)\b", re.I
+    r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\b|\b\d{3,4}s?\b|\b(yesterday|today|week|year)\b"
+    r"|\b(centur(y|ies)|decades?|spring|summer|autumn|winter|bc|ad|bce)\b",
+    re.I,
 )
+"""A date: a month, a year of any century ("1263", "the 1340s"), a century or season, a relative day."""
 _CAPITALIZED = re.compile(r"\b[A-Z][a-z]+|\b[A-Z]{2,}\b")
 TOP_SENTENCES = 3
 """The grounding rules take a model's answer only when it is found in one of this many best-ranked sentences."""
@@ -274,6 +278,11 @@ def sub_questions(question: str) -> list[str]:
     return parts if len(parts) > 1 else [question]
 
 
+def fold_accents(text: str) -> str:
+    """The text without its accents ("Temür" -> "Temur"): people type names without them."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
 def names_in(question: str) -> list[str]:
     """The question's names (capitalized words not opening a sentence, initialisms): what singles out a subject."""
     return names_missing(question, "")
@@ -284,9 +293,9 @@ def names_missing(question: str, passage: str) -> list[str]:
 
     Words opening a sentence and question words are not names."""
     initials = acronyms(passage)
-    lowered = passage.lower()
+    lowered = fold_accents(passage.lower())
     missing = []
-    for match in re.finditer(r"\b[A-Z][A-Za-z]+\b|\b[A-Z]{2,}\b", question):
+    for match in re.finditer(r"\b[A-Z][A-Za-z]+\b|\b[A-Z]{2,}\b", fold_accents(question)):
         word = match.group()
         opens_sentence = not question[: match.start()].strip() or question[: match.start()].rstrip()[-1] in ".?!(\"'“"
         if opens_sentence or word.lower() in _STOPWORDS:

@@ -33,6 +33,8 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 from wordfreq import zipf_frequency
 
+from app.grounding import fold_accents
+
 COMMON_WORDS_FILE = Path(__file__).with_name("common_words.txt")
 """Frequent English words (one a line, `#` comments): words a user may type that the corpus need not contain.
 Without it "mayor" would become the corpus's "major" and "France" its "finance"."""
@@ -141,6 +143,8 @@ class Speller:
                 if token.frozen:
                     continue
                 vocabulary[token.text.lower().replace("’", "'")] += 1
+                if (folded := fold_accents(token.text.lower())) != token.text.lower():
+                    vocabulary[folded] += 1  # "Mongke" typed for "Möngke" is a name, not a typo of "monkey"
                 if token.suffix:
                     vocabulary[token.base] += 1
                 if token.text[0].islower():

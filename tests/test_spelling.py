@@ -121,3 +121,9 @@ def test_correct_is_fast_on_a_corpus_of_two_thousand_words() -> None:
         speller.correct(question)
     per_question_ms = (time.perf_counter() - started) / len(questions) * 1000
     assert per_question_ms < 20, f"{per_question_ms:.1f} ms per question"
+
+
+def test_a_name_typed_without_its_accents_is_left_alone() -> None:
+    """"Mongke" is the corpus's "Möngke" typed on an English keyboard, not a typo of "monkey"."""
+    speller = Speller.from_texts(["Kublai challenged Möngke Khan and Ariq Böke for the throne."])
+    assert speller.correct("Who challenged Mongke Khan?") == "Who challenged Mongke Khan?"

@@ -150,3 +150,12 @@ def test_figures_and_titles_the_passage_lacks(question: str, missing: list[str])
     """A question that changes one figure or title of office (SQuAD 2.0's unanswerable kind) is not covered by the
     passage; the same question with the passage's own figure, written in words or digits, is."""
     assert grounding.facts_missing(question, PASSAGE) == missing
+
+
+def test_a_date_is_any_year_and_a_name_may_be_typed_without_its_accents() -> None:
+    """History asks about 1263 and the 1340s as often as about 2024; people type "Temur" for "Temür"."""
+    for date in ["1263", "the 1340s", "spring of 1329", "April 27", "the 13th century"]:
+        assert grounding.fits_type("date", date), date
+    assert not grounding.fits_type("date", "Kublai Khan")
+    assert grounding.names_missing("When did Tugh Temur found his academy?", "Tugh Temür founded it in 1329.") == []
+    assert grounding.names_missing("When did Tugh Temur found his academy?", "Kublai founded it in 1329.") == ["Tugh", "Temur"]
