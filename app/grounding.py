@@ -295,9 +295,10 @@ def names_missing(question: str, passage: str) -> list[str]:
     initials = acronyms(passage)
     lowered = fold_accents(passage.lower())
     missing = []
-    for match in re.finditer(r"\b[A-Z][A-Za-z]+\b|\b[A-Z]{2,}\b", fold_accents(question)):
+    asked = fold_accents(question)
+    for match in re.finditer(r"\b[A-Z][A-Za-z]+\b|\b[A-Z]{2,}\b", asked):
         word = match.group()
-        opens_sentence = not question[: match.start()].strip() or question[: match.start()].rstrip()[-1] in ".?!(\"'“"
+        opens_sentence = not asked[: match.start()].strip() or asked[: match.start()].rstrip()[-1] in ".?!(\"'“"
         if opens_sentence or word.lower() in _STOPWORDS:
             continue
         if not re.search(rf"\b{re.escape(word.lower())}", lowered) and word.lower() not in initials:
@@ -329,8 +330,8 @@ def facts_missing(question: str, passage: str) -> list[str]:
     """Figures and titles of office the question states that the passage lacks: "over the past ten years" of a
     passage about five years, the "deputy director" or "chief executive" of a passage naming only the director or the
     chairman. A question that changes one such detail asks about something the passage does not say."""
-    numbers = numbers_in(passage) | {w for w in (n for n in re.findall(r"\b[a-z]+\b", passage.lower())) if w in _NUMBER_WORDS}
-    numbers |= {_NUMBER_WORDS[w] for w in numbers if w in _NUMBER_WORDS}
+    words = set(re.findall(r"[a-z]+", passage.lower()))
+    numbers = numbers_in(passage) | {_NUMBER_WORDS[w] for w in words & _NUMBER_WORDS.keys()}
     missing = [n for n in sorted(numbers_in(question)) if n not in numbers]
     lowered = passage.lower()
     for title in _TITLES:
