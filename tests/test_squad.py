@@ -15,11 +15,12 @@ from tests.conftest import SQUAD
 
 pytestmark = pytest.mark.slow  # 20 articles ingested, 100 questions through the model
 
-FLOORS = {"overall_f1": 0.37, "token_f1": 0.23, "refusal_accuracy": 0.55, "retrieval_recall_at_5": 0.97, "quotes_verbatim": 1.0}
-"""Measured on this sample with the default rules check and the reading adapter: overall F1 0.409, HasAns F1 0.269,
-NoAns accuracy 0.610, recall@5 0.983 (the Makefile's portable build; without the adapter 0.360, 0.322, 0.415), less a
-margin. The adapter trades answers for refusals here. The answer-quality issue's targets (overall F1 0.55, HasAns F1
-0.40, NoAns 0.65 on 300 questions) are not met yet: README, Evaluation."""
+FLOORS = {"overall_f1": 0.42, "token_f1": 0.25, "refusal_accuracy": 0.64, "retrieval_recall_at_5": 0.97, "quotes_verbatim": 1.0}
+"""Measured on this sample (the first 100 of the 300-question run) with the default rules check, the reading adapter
+and the figure/title and any-century date checks: overall F1 0.465, HasAns F1 0.297, NoAns accuracy 0.707, recall@5
+0.983 (the Makefile's portable build; 0.409, 0.269, 0.610 before those checks), less a margin of about 0.05. The
+answer-quality issue's targets (overall F1 0.55, HasAns F1 0.40, NoAns 0.65 on 300 questions) are not met yet:
+README, Evaluation."""
 
 BACKGROUND_JOBS = {
     "squad-test-sample": lambda folder: [
