@@ -28,7 +28,14 @@ _STOPWORDS = frozenset(
     any some all each every many much more most other such same one ones own again ever still yet
     please answer question article source text passage document ignore instructions previous reply word""".split()
 )
-_NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion|dozen)\b", re.I)
+NUMBER_WORDS = {
+    "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
+    "ten": "10", "eleven": "11", "twelve": "12", "fifteen": "15", "twenty": "20", "thirty": "30", "forty": "40",
+    "fifty": "50", "hundred": "100", "thousand": "1000", "million": "1000000", "billion": "1000000000", "dozen": "12",
+}
+"""Number words and their figures: what the answer-type check counts as a number, and how a question's "ten years"
+is compared with a passage's "10 years"."""
+_NUMBER = re.compile(rf"\d|\b({'|'.join(NUMBER_WORDS)})\b", re.I)
 _MONTH = re.compile(
     r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\b|\b\d{3,4}s?\b|\b(yesterday|today|week|year)\b"
     r"|\b(centur(y|ies)|decades?|spring|summer|autumn|winter|bc|ad|bce)\b",
@@ -306,38 +313,31 @@ def names_missing(question: str, passage: str) -> list[str]:
     return missing
 
 
-_NUMBER_WORDS = {
-    "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10",
-    "eleven": "11", "twelve": "12", "fifteen": "15", "twenty": "20", "thirty": "30", "forty": "40", "fifty": "50",
-    "hundred": "100",
-}
 _COUNTED = r"(?:years?|months?|weeks?|days?|decades?|centuries|century|percent|per cent|times)"
-_TITLES = (
-    "deputy", "vice", "ceo", "chief executive", "president", "chairman", "chairwoman", "director", "secretary", "mayor",
-    "governor", "minister", "premier", "founder", "dean", "spokesman", "spokeswoman", "spokesperson", "treasurer",
+_COUNTED_NUMBER = re.compile(rf"\b({'|'.join(NUMBER_WORDS)})\b(?=[ -]{_COUNTED}\b)", re.I)
+_TITLE = re.compile(
+    r"\b(deputy|vice|ceo|chief executive|president|chairman|chairwoman|director|secretary|mayor|governor|minister"
+    r"|premier|founder|dean|spokesman|spokeswoman|spokesperson|treasurer)",
+    re.I,
 )
+"""Titles of office: a question about the deputy director is not about the director."""
 
 
 def numbers_in(text: str) -> set[str]:
     """The figures a text states: numerals (commas dropped) and number words counting years, days, percent..."""
     found = {m.group().replace(",", "").rstrip(".") for m in re.finditer(r"\d[\d,.]*", text)}
-    for m in re.finditer(rf"\b({'|'.join(_NUMBER_WORDS)})\b(?=[ -]{_COUNTED}\b)", text, re.I):
-        found.add(_NUMBER_WORDS[m.group(1).lower()])
-    return found
+    return found | {NUMBER_WORDS[m.group(1).lower()] for m in _COUNTED_NUMBER.finditer(text)}
 
 
 def facts_missing(question: str, passage: str) -> list[str]:
     """Figures and titles of office the question states that the passage lacks: "over the past ten years" of a
     passage about five years, the "deputy director" or "chief executive" of a passage naming only the director or the
     chairman. A question that changes one such detail asks about something the passage does not say."""
-    words = set(re.findall(r"[a-z]+", passage.lower()))
-    numbers = numbers_in(passage) | {_NUMBER_WORDS[w] for w in words & _NUMBER_WORDS.keys()}
-    missing = [n for n in sorted(numbers_in(question)) if n not in numbers]
     lowered = passage.lower()
-    for title in _TITLES:
-        if re.search(rf"\b{title}", question, re.I) and not re.search(rf"\b{title}", lowered):
-            missing.append(title)
-    return missing
+    stated = numbers_in(passage) | {NUMBER_WORDS[w] for w in set(re.findall(r"[a-z]+", lowered)) & NUMBER_WORDS.keys()}
+    missing = [n for n in sorted(numbers_in(question)) if n not in stated]
+    titles = dict.fromkeys(m.group(1).lower() for m in _TITLE.finditer(question))
+    return missing + [t for t in titles if not re.search(rf"\b{t}", lowered)]
 
 
 def extend_with_parenthesis(sentence: Sentence, start: int, end: int) -> int:

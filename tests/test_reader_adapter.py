@@ -152,14 +152,15 @@ def test_training_runs_resumes_and_writes_an_adapter_llama_cpp_loads(background,
 
 @pytest.mark.slow
 def test_an_answer_the_adapter_would_call_none_is_refused(article_engine) -> None:  # noqa: ANN001
-    """The veto is wired into the chain: at the default margin a plain question keeps its answer; at a margin that
+    """The veto is wired into the chain: at the default margin a plain question keeps its (cited) answer; at a margin that
     every reading reaches, every answer is refused (and a follow-up, whose words alone do not say what it asks, is
     left to the other checks)."""
     engine = article_engine
     assert engine.none_reader is not None and engine.none_reader.lora_path == str(BUNDLED)
     settings = engine.settings
     try:
-        assert "Vincent Lo" in engine.ask("Who is the chairman of Shui On Group?").answer
+        kept = engine.ask("Who is the chairman of Shui On Group?")
+        assert not kept.refused and kept.answer.removesuffix(" [1]") in kept.citations[0].quote
         engine.settings = settings.model_copy(update={"reader_none_margin": -100.0})
         assert engine.ask("Who is the chairman of Shui On Group?").refused
         history = [{"role": "user", "content": "Who is the chairman of Shui On Group?"}, {"role": "assistant", "content": "Vincent Lo"}]
@@ -184,7 +185,8 @@ def test_where_the_plain_models_span_is_refused_the_adapters_own_is_checked(arti
         assert engine.ask(question).refused
         engine.settings = settings.model_copy(update={"reader_rescue_margin": 100.0, "reader_none_margin": 100.0})
         rescued = engine.ask(question)
-        assert not rescued.refused and "Vincent Lo" in rescued.answer and len(rescued.answer) < 40
-        assert rescued.citations and "Vincent Lo" in rescued.citations[0].quote
+        words = rescued.answer.removesuffix(" [1]")
+        assert not rescued.refused and words != "none" and len(words) < 40  # a span, not the whole sentence
+        assert rescued.citations and words in rescued.citations[0].quote and "Shui On Group" in rescued.citations[0].quote
     finally:
         engine.settings = settings
