@@ -16,7 +16,7 @@ from langchain_core.prompts import PromptTemplate
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, Field
 
-from app import facts, grounding, language, spelling
+from app import answer_check, facts, grounding, language, spelling
 from app.candidates import Candidate, propose
 from app.llm import Completion, LlamaCppCompletion, get_llm, get_none_reader, stream_within
 from app.retrieval import get_retriever
@@ -149,6 +149,12 @@ class AnswerEngine:
         self.threshold = settings.verifier_threshold
         if self.threshold is None:
             self.threshold = self.verifier.threshold if self.verifier else 0.5
+        self.check: Verifier | None = None
+        if settings.answer_check == "learned":
+            self.check = Verifier.load(settings.answer_check_path, answer_check.FEATURES, "python -m app.train_answer_check")
+        self.check_threshold = settings.answer_check_threshold
+        if self.check_threshold is None:
+            self.check_threshold = self.check.threshold if self.check else 0.5
 
     def warm_up(self) -> None:
         """Load the model weights and the chunk index (texts, embeddings, BM25) now instead of at the first question."""
@@ -257,6 +263,17 @@ class AnswerEngine:
         ranked = self._rank(query, answerable_sentences(passages))
         return self.judge(question, query, passages, self._attempts(ranked, passages)[0])
 
+    def weigh_question(
+        self, question: str, history: Sequence[Turn | dict[str, str]] = ()
+    ) -> list[list[tuple[float, answer_check.Option, Citation, dict[str, float | None]]]]:
+        """Every attempt's weighed options for a one-part question, as `stream` would weigh them one attempt after
+        the other (to fit the answer check, or to see why a question was answered or refused)."""
+        question = self.normalize(question)
+        query, passages = self._retrieve(standalone_question(question, history), None)
+        ranked = self._rank(query, answerable_sentences(passages))
+        echoed = f"{question} {referred_to(question, history)}"
+        return [self.weigh(question, query, passages, a, echoed, n) for n, a in enumerate(self._attempts(ranked, passages))]
+
     def _retrieve(self, question: str, where: dict[str, str] | None) -> tuple[str, list[Document]]:
         """The query (initialisms spelled out) and its passages."""
         with store_outages():
@@ -268,8 +285,15 @@ class AnswerEngine:
         echoed: str | None = None,
     ) -> tuple[str, bool, list[Citation]]:
         """Check the candidates of each attempt (its best passage read by the model) until one passes: with the
-        learned verifier (`RAG_ANSWER_CHECK=verifier`) or with the grounding rules (`rules`, the default)."""
-        for attempt in attempts:
+        grounding rules (`RAG_ANSWER_CHECK=rules`, the default), the learned answer check (`learned`) or the candidate
+        verifier (`verifier`)."""
+        for number, attempt in enumerate(attempts):
+            if self.check is not None:
+                weighed = self.weigh(question, query, passages, attempt, echoed, number)
+                if weighed and weighed[0][0] >= self.check_threshold:
+                    _, option, citation, _ = weighed[0]
+                    return f"{option.text} [1]", False, [citation]
+                continue
             if self.verifier is not None:
                 judged = self.judge(question, query, passages, attempt)
                 if judged and judged[0][0] >= self.threshold:
@@ -340,6 +364,91 @@ class AnswerEngine:
             values = features(question, candidate, evidence, score)
             judged.append((self.verifier.probability(values), candidate, values))
         return sorted(judged, key=lambda j: -j[0])
+
+    def weigh(
+        self, question: str, query: str, passages: list[Document], attempt: list[tuple[grounding.Sentence, float]],
+        echoed: str | None = None, number: int = 0,
+    ) -> list[tuple[float, answer_check.Option, Citation, dict[str, float | None]]]:
+        """Stages "read" (twice) and "verify" (learned) on the passage of the attempt's best sentence: every option
+        with the answer check's probability that it answers the question, its citation and features; most likely
+        first (no answer check loaded: probability 0.5)."""
+        options = self.options(question, query, passages, attempt, echoed, number)
+        weighed = [(self.check.probability(values) if self.check else 0.5, option, citation, values) for option, citation, values in options]
+        return sorted(weighed, key=lambda w: -w[0])
+
+    def options(
+        self, question: str, query: str, passages: list[Document], attempt: list[tuple[grounding.Sentence, float]],
+        echoed: str | None = None, number: int = 0,
+    ) -> list[tuple[answer_check.Option, Citation, dict[str, float | None]]]:
+        """The passage read by the few-shot model and by the reading adapter; of each read, the grounding rules'
+        answer (when they accept it) and the span where it stands in the passage, with their features."""
+        if not attempt:
+            return []
+        index = attempt[0][0].passage
+        passage = passages[index]
+        text = passage.page_content + " " + passage.metadata.get("title", "")
+        plain = self._read(question, passage.page_content)[0]
+        adapted = None
+        if self.none_reader is not None:
+            adapted = self.none_reader.complete(
+                EXTRACT_ANSWER_TUNED.format(passage=passage.page_content, question=question), EXTRACT_STOP, span_only=True
+            )
+        matches = list(self.matcher.matches(question, text).values()) or [1.0]
+        reading = answer_check.Reading(
+            attempt=number, follow_up=bool(echoed) and echoed.strip() != question.strip(),
+            expected=grounding.expected_type(question), names_missing=len(grounding.names_missing(query, text)),
+            facts_missing=len(grounding.facts_missing(question, text)), word_match_min=min(matches),
+            word_match_mean=sum(matches) / len(matches), passage_coverage=grounding.coverage(question, text),
+            top_sentence_score=attempt[0][1], top_sentence_lead=attempt[0][1] - attempt[1][1] if len(attempt) > 1 else 0.0,
+            passage_score=float(passage.metadata.get("score", 0.0)),
+            plain_text=plain.text if plain else None, plain_logprob=plain.logprob if plain else None,
+            plain_none_logprob=plain.none_logprob if plain else None, adapter_text=adapted.text if adapted else None,
+            adapter_logprob=adapted.logprob if adapted else None, adapter_none_logprob=adapted.none_logprob if adapted else None,
+            adapter_first_logprob=adapted.first_logprob if adapted else None,
+        )
+        sentences = [grounding.Sentence(index, s.start, s.end, s.text) for s in answerable_sentences([passage])]
+        found: list[tuple[answer_check.Option, Citation, dict[str, float | None]]] = []
+        seen: set[str] = set()
+        for origin, raw in (("plain", reading.plain_text), ("adapter", reading.adapter_text)):
+            for option, citation in self._read_options(question, query, raw, origin, passages, attempt, sentences, echoed):
+                if option.text.lower() not in seen:
+                    seen.add(option.text.lower())
+                    found.append((option, citation, answer_check.features(option, reading)))
+        return found
+
+    def _read_options(
+        self, question: str, query: str, raw: str | None, origin: str, passages: list[Document],
+        attempt: list[tuple[grounding.Sentence, float]], sentences: list[grounding.Sentence], echoed: str | None,
+    ) -> list[tuple[answer_check.Option, Citation]]:
+        """One read's options: the rules' answer if they accept it, and the span where it stands (in the best
+        sentences, else anywhere in the passage)."""
+        candidate = grounding.clean_candidate(raw or "")
+        if not candidate:
+            return []
+        ranking = [s for s, _ in attempt]
+        where = grounding.locate_in_sentences(candidate, ranking[: grounding.TOP_SENTENCES])
+        outside = where is None
+        where = where or grounding.locate_in_sentences(candidate, sentences)
+        kind = grounding.expected_type(question)
+
+        def option(text: str, sentence_text: str, rules_pass: bool) -> answer_check.Option:
+            return answer_check.Option(
+                text=text, sentence_text=sentence_text, origin=origin, rules_pass=rules_pass,
+                fits_type=grounding.fits_type(kind, candidate), adds_information=grounding.adds_information(candidate, question),
+                sentence_rank=ranking.index(where[0]) if where and where[0] in ranking else len(ranking),
+                sentence_answerable=bool(where) and self._answerable(question, query, where[0], passages),
+                outside_best_sentences=bool(where) and outside,
+            )
+
+        out = []
+        answer, refused, cited = self._ground(question, query, raw or "", passages, attempt, echoed)
+        if not refused:
+            out.append((option(answer.removesuffix(" [1]"), cited[0].quote, True), cited[0]))
+        if where:
+            sentence, start, end = where
+            words = sentence.text[start - sentence.start : end - sentence.start]
+            out.append((option(words, sentence.text, False), self._cite(passages, [sentence])))
+        return out
 
     def _adapter_read(self, question: str, passage: str, max_tokens: int | None = None) -> tuple[str, float] | None:
         """The reading adapter's best span (never "none") and how much more it would rather say "none":

@@ -155,7 +155,8 @@ def decide(rows: list[dict[str, Any]], p: np.ndarray, owner: np.ndarray, f1s: li
     }
 
 
-def plot(curve: list[dict[str, float]], chosen: float, out: Path) -> None:
+def plot(curve: list[dict[str, float]], chosen: float, out: Path,
+         title: str = "SQuAD 2.0 tune articles and the old gold set, cross-fitted") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -167,9 +168,9 @@ def plot(curve: list[dict[str, float]], chosen: float, out: Path) -> None:
                        ("hasans_f1", "answer F1 (answerable)"), ("overall_f1", "overall F1")):
         ax.plot(t, [c[key] for c in curve], label=label)
     ax.axvline(chosen, color="grey", linestyle="--", label=f"chosen threshold {chosen:.2f}")
-    ax.set_xlabel("verifier threshold (answer when the best candidate's probability is at least this)")
+    ax.set_xlabel("threshold (answer when the best candidate's probability is at least this)")
     ax.set_ylim(0, 1.02)
-    ax.set_title("SQuAD 2.0 tune articles and the old gold set, cross-fitted")
+    ax.set_title(title)
     ax.legend(loc="lower center", fontsize=8, ncol=2)
     fig.tight_layout()
     fig.savefig(out)

@@ -113,7 +113,9 @@ class Verifier:
     """Answer when the best candidate's probability is at least this (chosen on the tune split)."""
 
     @classmethod
-    def load(cls, path: Path) -> Verifier:
+    def load(cls, path: Path, names: tuple[str, ...] = FEATURES, command: str = "python -m app.train_verifier") -> Verifier:
+        """The fitted model at `path`, whose features must be `names` (the answer check's, or this verifier's);
+        `command` rebuilds it."""
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             verifier = cls(
@@ -122,13 +124,10 @@ class Verifier:
             )
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise VerifierUnavailable(
-                f"The answer verifier {path} is missing or unreadable ({err.__class__.__name__}); "
-                "rebuild it with `python -m app.train_verifier`."
+                f"The fitted answer check {path} is missing or unreadable ({err.__class__.__name__}); rebuild it with `{command}`."
             ) from None
-        if set(verifier.names) != set(FEATURES) or not len(verifier.names) == len(verifier.mean) == len(verifier.coef):
-            raise VerifierUnavailable(
-                f"The answer verifier {path} was fitted on other features; rebuild it with `python -m app.train_verifier`."
-            )
+        if set(verifier.names) != set(names) or not len(verifier.names) == len(verifier.mean) == len(verifier.coef):
+            raise VerifierUnavailable(f"The fitted answer check {path} was fitted on other features; rebuild it with `{command}`.")
         return verifier
 
     def probability(self, values: dict[str, float | None]) -> float:

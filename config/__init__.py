@@ -159,12 +159,26 @@ class Settings(BaseSettings):
     )
     cache_dir: Path = Field(ROOT / ".cache", description="Where the local GGUF model is assembled (once) from its packages.")
     max_question_chars: int = Field(1000, ge=10, description="Longest question accepted, in characters.")
-    answer_check: Literal["rules", "verifier"] = Field(
+    answer_check: Literal["rules", "learned", "verifier"] = Field(
         "rules",
         description=(
-            "How a candidate answer is checked before it is shown: 'rules' (grounding rules: the answer is in a best "
-            "sentence, has the asked type, and the passage covers the question) or 'verifier' (the logistic "
-            "regression fitted by `python -m app.train_verifier`; README, Evaluation, for how the two compare)."
+            "How a candidate answer is checked before it is shown: 'rules' (the grounding rules: the answer is in a best "
+            "sentence, has the asked type, and the passage covers the question; the reading adapter vetoes and rereads "
+            "by RAG_READER_NONE_MARGIN and RAG_READER_RESCUE_MARGIN), 'learned' (both reads of the passage, the "
+            "few-shot model's and the adapter's, and the rules' verdicts weighed by the logistic regression fitted by "
+            "`python -m app.train_answer_check`) or 'verifier' (candidate spans weighed by the logistic regression "
+            "fitted by `python -m app.train_verifier`); README, Evaluation, for how they compare."
+        ),
+    )
+    answer_check_path: Path = Field(
+        ROOT / "app" / "answer-check.json",
+        description="The fitted answer check (coefficients as JSON), written by `python -m app.train_answer_check`.",
+    )
+    answer_check_threshold: float | None = Field(
+        None, ge=0, le=1,
+        description=(
+            "Least probability (0-1) that the learned answer check must give the best option; below it the reply says "
+            "the source does not say. Empty: the threshold chosen on the tune questions (app/answer-check.json)."
         ),
     )
     word_match: float = Field(

@@ -151,12 +151,13 @@ def test_training_runs_resumes_and_writes_an_adapter_llama_cpp_loads(background,
 
 
 @pytest.mark.slow
-def test_an_answer_the_adapter_would_call_none_is_refused(article_engine) -> None:  # noqa: ANN001
-    """The veto is wired into the chain: at the default margin a plain question keeps its (cited) answer; at a margin that
+def test_an_answer_the_adapter_would_call_none_is_refused(article_engine, monkeypatch) -> None:  # noqa: ANN001
+    """The veto is wired into the rules check (RAG_ANSWER_CHECK=rules): at the default margin a plain question keeps its (cited) answer; at a margin that
     every reading reaches, every answer is refused (and a follow-up, whose words alone do not say what it asks, is
     left to the other checks)."""
     engine = article_engine
     assert engine.none_reader is not None and engine.none_reader.lora_path == str(BUNDLED)
+    monkeypatch.setattr(engine, "check", None)  # the rules check
     settings = engine.settings
     try:
         kept = engine.ask("Who is the chairman of Shui On Group?")
@@ -171,13 +172,14 @@ def test_an_answer_the_adapter_would_call_none_is_refused(article_engine) -> Non
 
 @pytest.mark.slow
 def test_where_the_plain_models_span_is_refused_the_adapters_own_is_checked(article_engine, monkeypatch) -> None:  # noqa: ANN001
-    """The reread is wired into the chain: with a plain model that only ever says "none", a question is answered from
+    """The reread is wired into the rules check: with a plain model that only ever says "none", a question is answered from
     the adapter's own span when the adapter is sure enough of it (the rules still check it: verbatim, cited), and
     not when RAG_READER_RESCUE_MARGIN lets no span through."""
     from app.llm import Completion
 
     engine = article_engine
     settings = engine.settings
+    monkeypatch.setattr(engine, "check", None)  # the rules check
     monkeypatch.setattr(engine, "_read", lambda question, passage: (Completion(text=" none", logprob=None, none_logprob=None), ""))
     question = "Who chairs Shui On Group?"  # not every word in the passage as typed: no whole-sentence reply either
     try:
