@@ -81,8 +81,9 @@ def test_the_fitted_check_is_shipped_and_a_stale_one_names_its_command(tmp_path:
 
 @pytest.mark.slow
 def test_the_learned_check_answers_with_a_cited_option_and_its_threshold_refuses(article_engine, monkeypatch) -> None:  # noqa: ANN001
-    """RAG_ANSWER_CHECK=learned, wired into the chain: both reads become options; the best one is the reply (in its
-    cited sentence) when the check is sure enough, and nothing passes a threshold of 1."""
+    """RAG_ANSWER_CHECK=learned, wired into the chain: the passage is read twice and the reads become options (one
+    when they agree); the best one is the reply (in its cited sentence) when the check is sure enough, and nothing
+    passes a threshold of 1."""
     engine = article_engine
     fitted = Verifier.load(load_settings().answer_check_path, FEATURES, "python -m app.train_answer_check")
     monkeypatch.setattr(engine, "check", fitted)
@@ -90,10 +91,11 @@ def test_the_learned_check_answers_with_a_cited_option_and_its_threshold_refuses
     assert engine.none_reader is not None
     question = "Who is the chairman of Shui On Group?"
     weighed = engine.weigh_question(question)
-    assert {option.origin for attempt in weighed for _, option, _, _ in attempt} == {"plain", "adapter"}
-    for attempt in weighed:
-        for probability, option, citation, values in attempt:
-            assert 0.0 <= probability <= 1.0 and set(values) == set(FEATURES) and citation.quote == option.sentence_text
+    options = [item for attempt in weighed for item in attempt]
+    assert options and {option.origin for _, option, _, _ in options} <= {"plain", "adapter"}
+    for probability, option, citation, values in options:
+        assert 0.0 <= probability <= 1.0 and set(values) == set(FEATURES) and citation.quote == option.sentence_text
+        assert values["adapter_margin"] is not None and values["reads_agree"] is not None  # both reads were made
     answered = engine.ask(question)
     assert not answered.refused and answered.answer.removesuffix(" [1]") in answered.citations[0].quote
     monkeypatch.setattr(engine, "check_threshold", 1.0)
