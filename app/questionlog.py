@@ -65,7 +65,16 @@ COLUMNS = [c.name for c in LoggedAnswer.__table__.columns]
 
 
 ANSWER_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
-"""What `record` hands out (`secrets.token_urlsafe`)."""
+"""What `record` hands out (`new_answer_id`)."""
+
+
+def new_answer_id() -> str:
+    """A random answer id (`secrets.token_urlsafe`) that does not start with "-": the CSV export quotes a cell that
+    starts like a formula, and an id so quoted would no longer match the log."""
+    while True:
+        answer_id = secrets.token_urlsafe(12)
+        if not answer_id.startswith("-"):
+            return answer_id
 
 
 def storable(text: str) -> str:
@@ -149,7 +158,7 @@ class QuestionLog:
 
     def record(self, question: str, answer: Answer, entry: Entry, now: datetime | None = None) -> str | None:
         """Store an answered question; its new answer id, or None (with a warning logged) when the database fails."""
-        answer_id = secrets.token_urlsafe(12)
+        answer_id = new_answer_id()
         row = LoggedAnswer(
             id=answer_id, asked_at=now or utcnow(), entry=entry, question=storable(question), answer=storable(answer.answer),
             refused=answer.refused, latency_ms=answer.timings.total_ms,

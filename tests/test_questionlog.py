@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 
 from app.api import create_api
 from app.chain import Answer, AnswerEngine, Citation, Timings
-from app.questionlog import QuestionLog, database_url, open_question_log, utcnow
+from app.questionlog import QuestionLog, database_url, new_answer_id, open_question_log, utcnow
 from config import Settings, load_settings
 from tests.postgres import PostgresServer
 from vectorstore import get_embeddings
@@ -275,6 +275,13 @@ def test_guessing_the_admin_token_is_stopped_after_a_few_tries(tmp_path: Path) -
         for attempt in range(5):
             assert client.get("/insights/log.csv", headers={"Authorization": f"Bearer guess-{attempt}"}).status_code == 401
         assert client.get("/insights", headers={"Authorization": "Bearer guess-5"}).status_code == 429
+
+
+def test_answer_ids_never_start_like_a_formula(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CSV export quotes cells that start like a formula ("-..."); an id so quoted would not match the log."""
+    drawn = iter(["-zsZJ_E0jqZ1T5LT", "-a", "zsZJ_E0jqZ1T5LT"])
+    monkeypatch.setattr("app.questionlog.secrets.token_urlsafe", lambda n: next(drawn))
+    assert new_answer_id() == "zsZJ_E0jqZ1T5LT"
 
 
 def test_csv_export_of_the_log(db_url: str, tmp_path: Path) -> None:
