@@ -32,7 +32,7 @@ import numpy as np
 from app.answer_check import FEATURES
 from app.evaluate import token_f1
 from app.train_reader import TRAIN_ARTICLES
-from app.train_verifier import cross_fitted, fit, plot
+from app.train_verifier import choose, cross_fitted, fit, plot, weights_table
 from config import ROOT, load_settings
 
 SQUAD = ROOT.parent / "shared" / "evaldata" / "squad2-dev-20-articles.json"
@@ -172,10 +172,7 @@ def report(rows: list[dict[str, Any]], coef: np.ndarray, intercept: float, chose
         "Logistic regression (scikit-learn, C = 1) on standardized features; unknown values (a remote model gives no",
         "log-probabilities and has no adapter) count as the training mean. Weights are per standard deviation:",
         "",
-        "| feature | weight |",
-        "|---|---|",
-        *[f"| `{name}` | {w:+.3f} |" for name, w in sorted(zip(FEATURES, coef, strict=True), key=lambda p: -abs(p[1]))],
-        f"| (intercept) | {intercept:+.3f} |",
+        *weights_table(FEATURES, coef, intercept),
         "",
         f"**Threshold {chosen['threshold']:.2f}**, chosen on all these questions (probabilities cross-fitted in 5 folds "
         f"by SQuAD paragraph and question set) as the best overall F1 among thresholds whose refusals are at least "
@@ -215,8 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     crossed = cross_fitted(rows, x, y, owner)
     thresholds = np.round(np.arange(0.02, 0.99, 0.01), 3)
     curve = [decide(rows, crossed, where, t) for t in thresholds]
-    eligible = [c for c in curve if c["refusal_precision"] >= args.refusal_precision] or curve
-    chosen = max(eligible, key=lambda c: (c["overall_f1"], -c["threshold"]))
+    chosen = choose(curve, args.refusal_precision)
     by_group = {}
     for label, keep in (("SQuAD tune 9-10", lambda r: r["scoring"] == "f1"), ("article dev sets", lambda r: r["scoring"] != "f1")):
         picked = [i for i, r in enumerate(rows) if keep(r)]

@@ -176,6 +176,23 @@ def plot(curve: list[dict[str, float]], chosen: float, out: Path,
     fig.savefig(out)
 
 
+def weights_table(names: tuple[str, ...], coef: np.ndarray, intercept: float) -> list[str]:
+    """A report's Markdown table of the fitted weights, largest first."""
+    return [
+        "| feature | weight |",
+        "|---|---|",
+        *[f"| `{name}` | {w:+.3f} |" for name, w in sorted(zip(names, coef, strict=True), key=lambda p: -abs(p[1]))],
+        f"| (intercept) | {intercept:+.3f} |",
+    ]
+
+
+def choose(curve: list[dict[str, float]], refusal_precision: float) -> dict[str, float]:
+    """The threshold with the best overall F1 among those whose refusals are at least `refusal_precision` right (the
+    lowest such threshold on a tie; all thresholds when none qualifies)."""
+    eligible = [c for c in curve if c["refusal_precision"] >= refusal_precision] or curve
+    return max(eligible, key=lambda c: (c["overall_f1"], -c["threshold"]))
+
+
 def report(rows: list[dict[str, Any]], coef: np.ndarray, intercept: float, chosen: dict[str, float], args: argparse.Namespace) -> str:
     squad_rows = [r for r in rows if r["group"] != "article-gold"]
     lines = [
@@ -191,10 +208,7 @@ def report(rows: list[dict[str, Any]], coef: np.ndarray, intercept: float, chose
         "Logistic regression (scikit-learn, C = 1) on standardized features; unknown values (a remote model gives no",
         "log-probabilities) count as the training mean. Weights are per standard deviation of the feature:",
         "",
-        "| feature | weight |",
-        "|---|---|",
-        *[f"| `{name}` | {w:+.3f} |" for name, w in sorted(zip(FEATURES, coef, strict=True), key=lambda p: -abs(p[1]))],
-        f"| (intercept) | {intercept:+.3f} |",
+        *weights_table(FEATURES, coef, intercept),
         "",
         f"**Threshold {chosen['threshold']:.2f}**, chosen on the tune questions (probabilities cross-fitted by article, "
         f"5 folds) as the best overall F1 among thresholds whose refusals are at least {args.refusal_precision:.0%} right:",
@@ -231,8 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     x, y, owner, f1s = matrix(rows)
     crossed = cross_fitted(rows, x, y, owner)
     curve = [decide(rows, crossed, owner, f1s, t) for t in np.round(np.arange(0.02, 0.99, 0.01), 3)]
-    eligible = [c for c in curve if c["refusal_precision"] >= args.refusal_precision] or curve
-    chosen = max(eligible, key=lambda c: (c["overall_f1"], -c["threshold"]))
+    chosen = choose(curve, args.refusal_precision)
     mean, scale, coef, intercept = fit(x, y)
     load_settings().verifier_path.write_text(json.dumps({
         "features": list(FEATURES), "mean": mean.round(6).tolist(), "scale": scale.round(6).tolist(),
