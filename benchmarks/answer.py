@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.chain import AnswerEngine  # noqa: E402
-from app.llm import LlamaCppCompletion, get_none_reader, local_model_path  # noqa: E402
+from app.llm import local_model_path  # noqa: E402
 from config import ROOT, load_settings  # noqa: E402
 from ingest.pipeline import ingest  # noqa: E402
 
@@ -34,16 +34,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(chroma_path=Path(tmp) / "chroma")
         ingest([settings.corpus_path], settings, progress=False)
-        gguf = local_model_path(settings)  # assembled once, outside the timing
+        local_model_path(settings)  # assembled once, outside the timing
+        engine = AnswerEngine(settings)  # the copies are made as the app makes them, not yet loaded
         started = time.perf_counter()
-        llm = LlamaCppCompletion(model_path=str(gguf), n_threads=settings.llm_threads, max_tokens=settings.llm_max_tokens)
-        llm.load()
-        reader = get_none_reader(settings)  # the copy with the reading adapter (RAG_LLM_ADAPTER), as the app loads it
-        if reader is not None:
-            reader.load()
+        engine.llm.load()
+        if engine.none_reader is not None:  # the copy with the reading adapter (RAG_LLM_ADAPTER)
+            engine.none_reader.load()
         load_s = time.perf_counter() - started
-        engine = AnswerEngine(settings, llm=llm)
-        engine.none_reader = reader
         engine.warm_up()
         items = [json.loads(line) for line in GOLD.read_text().splitlines() if line.strip()]
         totals = []
