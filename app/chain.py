@@ -388,11 +388,7 @@ class AnswerEngine:
         passage = passages[index]
         text = passage.page_content + " " + passage.metadata.get("title", "")
         plain = self._read(question, passage.page_content)[0]
-        adapted = None
-        if self.none_reader is not None:
-            adapted = self.none_reader.complete(
-                EXTRACT_ANSWER_TUNED.format(passage=passage.page_content, question=question), EXTRACT_STOP, span_only=True
-            )
+        adapted = self._adapter_completion(question, passage.page_content)
         matches = list(self.matcher.matches(question, text).values()) or [1.0]
         reading = answer_check.Reading(
             attempt=number, follow_up=bool(echoed) and echoed.strip() != question.strip(),
@@ -450,15 +446,20 @@ class AnswerEngine:
             out.append((option(words, sentence.text, False), self._cite(passages, [sentence])))
         return out
 
-    def _adapter_read(self, question: str, passage: str, max_tokens: int | None = None) -> tuple[str, float] | None:
-        """The reading adapter's best span (never "none") and how much more it would rather say "none":
-        log P(" none") - log P(span's first token). None without the adapter."""
+    def _adapter_completion(self, question: str, passage: str, max_tokens: int | None = None) -> Completion | None:
+        """The reading adapter's read of the passage: its best span (never "none") with its log-probabilities and
+        that of "none". None without the adapter."""
         if self.none_reader is None:
             return None
-        completion = self.none_reader.complete(
+        return self.none_reader.complete(
             EXTRACT_ANSWER_TUNED.format(passage=passage, question=question), EXTRACT_STOP, max_tokens=max_tokens, span_only=True
         )
-        if completion.first_logprob is None or completion.none_logprob is None:
+
+    def _adapter_read(self, question: str, passage: str, max_tokens: int | None = None) -> tuple[str, float] | None:
+        """The reading adapter's best span and how much more it would rather say "none":
+        log P(" none") - log P(span's first token). None without the adapter."""
+        completion = self._adapter_completion(question, passage, max_tokens)
+        if completion is None or completion.first_logprob is None or completion.none_logprob is None:
             return None
         return completion.text, completion.none_logprob - completion.first_logprob
 
