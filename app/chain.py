@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
@@ -16,7 +17,7 @@ from langchain_core.prompts import PromptTemplate
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, Field
 
-from app import answer_check, facts, grounding, language, spelling
+from app import answer_check, facts, grounding, language, spelling, translate
 from app.candidates import Candidate, propose
 from app.llm import Completion, LlamaCppCompletion, get_llm, get_none_reader, stream_within
 from app.retrieval import get_retriever
@@ -53,6 +54,9 @@ class Answer(BaseModel):
     citations: list[Citation]
     timings: Timings
     language: str = Field("en", description="The question's language ('en', 'zh-hans', 'zh-hant', ...): the refusal is in it.")
+    read_as: str | None = Field(
+        None, description="The English words a question in Chinese was read as (stage \"translate\"); None for others."
+    )
 
 
 class Progress(BaseModel):
@@ -163,6 +167,7 @@ class AnswerEngine:
         if self.none_reader is not None:
             self.none_reader.load()
         self.retriever.index.speller()  # loads the chunks, builds the BM25 index and the spelling corrector
+        threading.Thread(target=translate.load, name="translate-dictionary", daemon=True).start()  # ~2 s, off the path
 
     def ask(self, question: str, history: Sequence[Turn | dict[str, str]] = (), where: dict[str, str] | None = None) -> Answer:
         final = None
@@ -184,12 +189,18 @@ class AnswerEngine:
         """
         started = time.perf_counter()
         asked = language.detect(self.validate(question))
-        if asked != language.ENGLISH and not self.multilingual:
+        read_as = None
+        if asked in (language.SIMPLIFIED, language.TRADITIONAL):  # read as English words, then answered in English
+            question = read_as = self.translate(question)
+            reading = language.ENGLISH
+        elif asked != language.ENGLISH and not self.multilingual:
             yield Answer(answer=unsupported(asked, self.settings.embedding_model), refused=True, citations=[],
                          timings=Timings(retrieve_ms=0.0, generate_ms=0.0, total_ms=round((time.perf_counter() - started) * 1000, 1)),
                          language=asked)
             return
-        question = self.normalize(question, asked)
+        else:
+            reading = asked
+        question = self.normalize(question, reading)
         yield Progress(stage="retrieving", language=asked)
         parts = grounding.sub_questions(question)
         results: list[tuple[str, str, bool, list[Citation]]] = []
@@ -204,7 +215,7 @@ class AnswerEngine:
             retrieve_s += time.perf_counter() - t0
             ranked = self._rank(query, answerable_sentences(passages))
             yield Progress(stage="reading", language=asked)
-            if asked != language.ENGLISH:
+            if reading != language.ENGLISH:
                 results.append((part, *self._answer_across(part, passages, ranked)))
                 continue
             echoed = f"{part} {referred_to(part, history)}"
@@ -225,7 +236,14 @@ class AnswerEngine:
             retrieve_ms=round(retrieve_s * 1000, 1), generate_ms=round((total_s - retrieve_s) * 1000, 1),
             total_ms=round(total_s * 1000, 1),
         )
-        yield Answer(answer=answer, refused=refused, citations=cited, timings=timings, language=asked)
+        yield Answer(answer=answer, refused=refused, citations=cited, timings=timings, language=asked, read_as=read_as)
+
+    def translate(self, question: str) -> str:
+        """Stage "translate": a question in Chinese as English words (`app.translate`), their senses chosen by the
+        corpus's own words."""
+        with store_outages():
+            speller = self.retriever.index.speller()
+        return translate.gloss(grounding.question_proper(question), speller.uses)
 
     def normalize(self, question: str, asked: str = language.ENGLISH) -> str:
         """Stage "normalize": the question proper (instructions around it dropped), its typing mended against the

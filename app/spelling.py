@@ -176,6 +176,10 @@ class Speller:
         common = tuple(dict.fromkeys(w.lower() for w in common_words)) if common_words is not None else common_words_by_frequency()
         return cls(vocabulary, names, lone_names, proper_words, common)
 
+    def uses(self, word: str) -> bool:
+        """Whether the corpus itself writes `word` (lower case)."""
+        return word in self._vocabulary
+
     def knows(self, word: str) -> bool:
         """Whether `word` (any case, possessive or not) is a corpus word, a common English word, or an English word
         that people write often (wordfreq's Zipf frequency >= REAL_WORD_ZIPF: "tycoon", "deepen", "striving")."""

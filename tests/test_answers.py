@@ -25,6 +25,7 @@ from tests.typos import typed_carelessly
 
 GOLD = ROOT / "tests" / "gold" / "article.jsonl"
 BLIND = ROOT / "tests" / "gold" / "article-blind.jsonl"
+BLIND_CHINESE = ROOT / "tests" / "gold" / "article-blind-zh.jsonl"
 
 
 def article_beside_hostile_notice(store: Path) -> AnswerEngine:
@@ -46,7 +47,7 @@ def answer_sets(folder: Path) -> dict:
     by one engine over a store of its own in `folder`."""
     engine = article_beside_hostile_notice(folder / "chroma")
     sets = {}
-    for name, path in (("blind", BLIND), ("gold", GOLD)):
+    for name, path in (("blind", BLIND), ("gold", GOLD), ("chinese", BLIND_CHINESE)):
         report = evaluate_gold(engine, path)
         sets[name] = {"summary": report.summary(), "rows": report.rows}
     answers = [engine.ask(q) for q in HOSTILE_QUESTIONS]
@@ -98,6 +99,24 @@ def test_blind_set_stays_above_its_floor(blind_report: dict) -> None:
     assert blind_report["summary"]["answerable_accuracy"] >= BLIND_FLOOR[0], wrong
     assert blind_report["summary"]["unanswerable_refused"] >= BLIND_FLOOR[1], wrong
     assert blind_report["summary"]["quotes_verbatim"] == 1.0
+
+
+CHINESE_FLOOR = (0.25, 0.78)
+"""Chinese versions of blind-set questions (Simplified and Traditional), read as English words (app/translate.py):
+measured 32.7% of 52 answerable right and 89.5% of 19 unanswerable refused on the article alone, less a margin of about
+4 and 2 questions. Issue 16's targets are 80% / 90%, not met (README, "Questions in other languages")."""
+
+
+@pytest.mark.slow
+def test_chinese_blind_set_stays_above_its_floor(answered: dict) -> None:
+    """Every quote verbatim, every refusal in the question's script, and the floors above."""
+    report = answered["chinese"]
+    wrong = [(r["id"], r["question"], r["answer"]) for r in report["rows"] if not r["correct"]]
+    assert report["summary"]["answerable_accuracy"] >= CHINESE_FLOOR[0], wrong
+    assert report["summary"]["unanswerable_refused"] >= CHINESE_FLOOR[1], wrong
+    assert report["summary"]["quotes_verbatim"] == 1.0
+    refusals = {r["answer"] for r in report["rows"] if r["refused"]}
+    assert refusals <= {"资料中没有提到。", "資料中沒有提到。"}, refusals
 
 
 URL = re.compile(r"(https?://|www\.)\S+|\]\(", re.I)

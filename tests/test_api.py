@@ -14,7 +14,7 @@ from app.chain import AnswerEngine
 from config import load_settings
 from tests.conftest import ARTICLE, AppServer
 
-KEYS = {"answer", "refused", "citations", "timings", "answer_id", "language"}
+KEYS = {"answer", "refused", "citations", "timings", "answer_id", "language", "read_as"}
 ALLOWED = "http://127.0.0.1:8123"
 
 

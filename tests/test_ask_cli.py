@@ -10,7 +10,7 @@ from tests.conftest import ARTICLE, run_cli
 
 pytestmark = pytest.mark.slow  # the CLI as a process, each loading the models
 
-KEYS = {"answer", "refused", "citations", "timings", "language"}
+KEYS = {"answer", "refused", "citations", "timings", "language", "read_as"}
 
 
 def test_ask_json_on_an_empty_store_ingests_the_article_first() -> None:

@@ -1,5 +1,5 @@
-"""Questions in other languages: detection, the service's own texts in the question's language, and a clear English
-answer when the embedding model reads English only."""
+"""Questions in other languages: detection, the service's own texts in the question's language, Chinese questions read
+as English words, and a clear English answer when the embedding model reads English only."""
 
 from __future__ import annotations
 
@@ -60,7 +60,28 @@ def english_engine(article_engine: AnswerEngine) -> AnswerEngine:
     return article_engine
 
 
-@pytest.mark.parametrize("question", ["香港大学校长是谁？", "Кто президент Гонконгского университета?"])
+@pytest.mark.parametrize(
+    ("question", "asked"), [("香港大学校长是谁？", "zh-hans"), ("香港大學校長是誰？", "zh-hant"), ("上海中心大厦有多高？", "zh-hans")]
+)
+def test_a_chinese_question_is_read_as_english_words_and_answered_with_a_quote_or_refused_in_chinese(
+    english_engine: AnswerEngine, question: str, asked: str
+) -> None:
+    """The default (English) embedding model answers Chinese questions through their English reading (stage
+    "translate"): the answer is a verbatim quote of the English source, or the refusal in the question's script."""
+    answer = english_engine.ask(question)
+    assert answer.language == asked and answer.read_as and answer.read_as.isascii()
+    if answer.refused:
+        assert answer.answer == language.texts(asked).refusal and answer.citations == []
+    else:
+        text = ARTICLE.read_text(encoding="utf-8")
+        assert answer.citations and all(text[c.start : c.end] == c.quote for c in answer.citations)
+    if "校长" in question or "校長" in question:
+        assert answer.read_as.startswith("who"), "the kind of answer asked for survives the reading"
+    else:
+        assert answer.refused, "the article gives no height of the Shanghai Tower"
+
+
+@pytest.mark.parametrize("question", ["香港大学の学長は誰ですか？", "Кто президент Гонконгского университета?"])
 def test_an_english_only_model_says_so_in_english(english_engine: AnswerEngine, question: str) -> None:
     answer = english_engine.ask(question)
     assert answer.refused and answer.citations == []
