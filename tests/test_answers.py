@@ -101,9 +101,9 @@ def test_blind_set_stays_above_its_floor(blind_report: dict) -> None:
     assert blind_report["summary"]["quotes_verbatim"] == 1.0
 
 
-CHINESE_FLOOR = (0.25, 0.78)
+CHINESE_FLOOR = (0.40, 0.84)
 """Chinese versions of blind-set questions (Simplified and Traditional), read as English words (app/translate.py):
-measured 32.7% of 52 answerable right and 89.5% of 19 unanswerable refused on the article alone, less a margin of about
+measured 48.1% of 52 answerable right and 94.7% of 19 unanswerable refused on the article alone, less a margin of about
 4 and 2 questions. Issue 16's targets are 80% / 90%, not met (README, "Questions in other languages")."""
 
 

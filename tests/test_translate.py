@@ -37,3 +37,17 @@ def test_dictionary_notes_and_chinese_never_reach_the_gloss() -> None:
     assert translate._senses("(used in the names of grand buildings such as 大廈|大厦)/") == []
     assert translate._senses("to believe; to think/CL:個|个[ge4]/") == ["believe", "think"]
     assert translate._senses("short name for Shanghai/") == ["Shanghai"]
+
+
+def test_questions_about_the_document_become_the_english_the_document_facts_read() -> None:
+    assert translate.gloss("這篇文章是誰寫的？") == "Who wrote the article?"
+    assert translate.gloss("这篇报道是哪家媒体刊发的？") == "Who published the article?"
+    assert translate.gloss("這篇文章是什麼時候發表的？") == "When was the article published?"
+    assert translate.gloss("这篇文章的编辑是谁？") == "Who is the editor of the article?"
+    assert translate.gloss("本文的标题是什么？") == "What is the title of the article?"
+    assert translate.gloss("这篇文章提到了哪些领域？", corpus_of("mention")).startswith("which this article")
+
+
+def test_classifiers_go_but_units_stay() -> None:
+    assert "dollar" in translate.gloss("以美元计算，两座城市之间的技术交易总值多少？")
+    assert "sheet" not in translate.gloss("这篇文章提到了哪些领域？")
