@@ -219,11 +219,12 @@ class AnswerEngine:
                 results.append((part, *self._answer_across(part, passages, ranked)))
                 continue
             echoed = f"{part} {referred_to(part, history)}"
-            answer, refused, cited = self._answer(part, query, passages, self._attempts(ranked, passages), echoed)
+            by_rules = read_as is not None  # the learned check was fitted on English questions, not on readings
+            answer, refused, cited = self._answer(part, query, passages, self._attempts(ranked, passages), echoed, by_rules)
             results.append((part, answer, refused, cited))
             if len(parts) == 1 and not refused and not grounding.names_in(query):
                 for title, others in self._other_documents(passages, ranked, cited[0].source):
-                    answer, refused, cited = self._answer(part, query, passages, [others], echoed)
+                    answer, refused, cited = self._answer(part, query, passages, [others], echoed, by_rules)
                     if not refused:
                         results.append((f"{title}:", answer, refused, cited))
                 if len(results) > 1:  # several documents answer: each answer labelled with its document
@@ -300,13 +301,13 @@ class AnswerEngine:
 
     def _answer(
         self, question: str, query: str, passages: list[Document], attempts: list[list[tuple[grounding.Sentence, float]]],
-        echoed: str | None = None,
+        echoed: str | None = None, by_rules: bool = False,
     ) -> tuple[str, bool, list[Citation]]:
         """Check the candidates of each attempt (its best passage read by the model) until one passes: with the
-        grounding rules (`RAG_ANSWER_CHECK=rules`, the default), the learned answer check (`learned`) or the candidate
-        verifier (`verifier`)."""
+        grounding rules (`RAG_ANSWER_CHECK=rules`, the default, and always when `by_rules`: a Chinese question's
+        English reading), the learned answer check (`learned`) or the candidate verifier (`verifier`)."""
         for number, attempt in enumerate(attempts):
-            if self.check is not None:
+            if self.check is not None and not by_rules:
                 weighed = self.weigh(question, query, passages, attempt, echoed, number)
                 if weighed and weighed[0][0] >= self.check_threshold:
                     _, option, citation, _ = weighed[0]

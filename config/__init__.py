@@ -166,8 +166,9 @@ class Settings(BaseSettings):
             "sentence, has the asked type, and the passage covers the question; the reading adapter vetoes and rereads "
             "by RAG_READER_NONE_MARGIN and RAG_READER_RESCUE_MARGIN), 'learned' (both reads of the passage, the "
             "few-shot model's and the adapter's, and the rules' verdicts weighed by the logistic regression fitted by "
-            "`python -m app.train_answer_check`) or 'verifier' (candidate spans weighed by the logistic regression "
-            "fitted by `python -m app.train_verifier`); README, Evaluation, for how they compare."
+            "`python -m app.train_answer_check`; questions read from Chinese are still checked by the rules) or "
+            "'verifier' (candidate spans weighed by the logistic regression fitted by `python -m app.train_verifier`); "
+            "README, Evaluation, for how they compare."
         ),
     )
     answer_check_path: Path = Field(

@@ -35,7 +35,7 @@ from vectorstore import open_collection
 
 pytestmark = pytest.mark.slow  # hypothesis against a running app and the CLI
 
-KEYS = {"answer", "refused", "citations", "timings", "language"}
+KEYS = {"answer", "refused", "citations", "timings", "language", "read_as"}
 MB = 1_000_000
 
 
