@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
@@ -167,7 +166,6 @@ class AnswerEngine:
         if self.none_reader is not None:
             self.none_reader.load()
         self.retriever.index.speller()  # loads the chunks, builds the BM25 index and the spelling corrector
-        threading.Thread(target=translate.load, name="translate-dictionary", daemon=True).start()  # ~2 s, off the path
 
     def ask(self, question: str, history: Sequence[Turn | dict[str, str]] = (), where: dict[str, str] | None = None) -> Answer:
         final = None

@@ -80,14 +80,6 @@ def gloss(question: str, corpus_uses: Callable[[str], bool] = lambda word: False
     return f"{asked} {body}?" if asked else f"{body}?"
 
 
-def load() -> None:
-    """Read the dictionary and jieba's word lists now rather than at the first Chinese question (about 2 s)."""
-    import jieba.posseg
-
-    _dictionary()
-    list(jieba.posseg.cut("香港"))
-
-
 def simplified(text: str) -> str:
     """Traditional characters mapped to Simplified ones, one for one (CC-CEDICT's single-character entries)."""
     return text.translate(_dictionary()[1])
