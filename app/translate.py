@@ -25,15 +25,13 @@ from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 
-QUESTION_WORDS = (  # longest first: "什么时候" before "什么"
-    ("为什么", "why"), ("為什麼", "why"), ("为何", "why"), ("為何", "why"),
-    ("什么时候", "when"), ("什麼時候", "when"), ("何时", "when"), ("何時", "when"),
+QUESTION_WORDS = (  # in Simplified characters (the question is mapped to them first); longest first
+    ("为什么", "why"), ("为何", "why"), ("什么时候", "when"), ("何时", "when"),
     ("哪一天", "what day"), ("哪天", "what day"), ("哪一年", "what year"), ("哪年", "what year"),
-    ("多少", "how many"), ("多大", "how large"), ("多长", "how long"), ("多長", "how long"), ("多高", "how tall"),
-    ("哪里", "where"), ("哪裡", "where"), ("哪裏", "where"), ("哪儿", "where"), ("哪兒", "where"),
-    ("谁", "who"), ("誰", "who"), ("什么", "what"), ("什麼", "what"), ("甚麼", "what"),
-    ("哪些", "which"), ("哪个", "which"), ("哪個", "which"), ("哪", "which"),
-    ("如何", "how"), ("怎样", "how"), ("怎樣", "how"), ("怎么", "how"), ("怎麼", "how"), ("几", "how many"), ("幾", "how many"),
+    ("多少", "how many"), ("多大", "how large"), ("多长", "how long"), ("多高", "how tall"),
+    ("哪里", "where"), ("哪儿", "where"), ("谁", "who"), ("什么", "what"), ("甚么", "what"),  # 甚麼: Hong Kong, Taiwan
+    ("哪些", "which"), ("哪个", "which"), ("哪", "which"), ("如何", "how"), ("怎样", "how"), ("怎么", "how"),
+    ("几", "how many"),
 )
 _COPULA = "是為为"
 _DOCUMENT = r"(?:(?:这|该|本|此)(?:篇|份|则|条)?(?:文章|报道|报导|新闻|稿件|文)|本文)"

@@ -51,3 +51,10 @@ def test_questions_about_the_document_become_the_english_the_document_facts_read
 def test_classifiers_go_but_units_stay() -> None:
     assert "dollar" in translate.gloss("以美元计算，两座城市之间的技术交易总值多少？")
     assert "sheet" not in translate.gloss("这篇文章提到了哪些领域？")
+
+
+def test_the_traditional_spellings_of_question_words_are_read() -> None:
+    assert translate.gloss("瑞安集團主要從事甚麼行業？").startswith("what ")
+    assert translate.gloss("張翔認為推動科技進步的關鍵是甚麼？").startswith("what is the Zhang Xiang")
+    assert translate.gloss("哈羅德二世死在哪裡？").startswith("where ")
+    assert translate.gloss("上海中心大廈有多高？").startswith("how tall ")
