@@ -33,7 +33,7 @@ QUESTION_WORDS = (  # in Simplified characters (the question is mapped to them f
     ("哪些", "which"), ("哪个", "which"), ("哪", "which"), ("如何", "how"), ("怎样", "how"), ("怎么", "how"),
     ("几", "how many"),
 )
-_COPULA = "是為为"
+_COPULA = "是为"  # Simplified only: the question is mapped to Simplified characters first
 _DOCUMENT = r"(?:(?:这|该|本|此)(?:篇|份|则|条)?(?:文章|报道|报导|新闻|稿件|文)|本文)"
 DOCUMENT_QUESTIONS = (  # a question about the document itself, as the English the document-fact stage reads
     (rf"{_DOCUMENT}.*(?:什么时候|何时|哪天|哪一天|哪年|日期|时间)|(?:什么时候|何时|哪天|哪一天|日期).*{_DOCUMENT}",
@@ -44,7 +44,7 @@ DOCUMENT_QUESTIONS = (  # a question about the document itself, as the English t
     (rf"{_DOCUMENT}.*(?:媒体|刊发|刊登|刊出|出处|来源|出自|发布|发表)|(?:媒体|出处|来源).*{_DOCUMENT}",
      "Who published the article?"),
 )
-_SKIPPED = set("的了吗嗎呢吧啊是在有将將？?，,。、！!：:；;“”‘’「」《》（）()·")
+_SKIPPED = set("的了吗呢吧啊是在有将？?，,。、！!：:；;“”‘’「」《》（）()·")
 _NOT_A_SENSE = re.compile(
     r"^(surname|variant of|old variant|CL:|used in|see |also written|also pr|Taiwan pr|erhua|classifier|measure word|"
     r"particle|grammatical|\w+ pr\.)",
