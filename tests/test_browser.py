@@ -55,7 +55,10 @@ class Recorder:
 
 
 def ask(frame, question: str) -> None:  # noqa: ANN001
+    """Type the question into the chat's box and send it. The box is waited for up to 90 s: on a busy 2-core machine
+    Gradio's front end has taken over 30 s (the default wait) to render behind nginx."""
     box = frame.locator("#rag-input textarea")
+    box.wait_for(timeout=90_000)
     box.fill(question)
     box.press("Enter")
 

@@ -20,7 +20,7 @@ import pytest
 from config import load_settings
 from tests.conftest import AppServer, free_port, wait_until_ok
 from tests.servers import stop_process
-from tests.test_browser import Recorder, ask, browser, wait_for_final  # noqa: F401 - the module's Chromium
+from tests.test_browser import ARTIFACTS, Recorder, ask, browser, wait_for_final  # noqa: F401 - the module's Chromium
 
 QUESTION = "Who is the president of the University of Hong Kong?"
 PUBLIC_URL = "https://qa.example.org"
@@ -143,8 +143,12 @@ def test_chat_and_widget_answer_through_nginx_over_https(browser, proxy: Nginx) 
             page = context.new_page()
             recorder = Recorder(page)
             page.goto(proxy.url + path)
-            ask(page, QUESTION)
-            sources = wait_for_final(page)
+            try:
+                ask(page, QUESTION)
+                sources = wait_for_final(page)
+            except Exception:  # what the page showed and fetched, for the next reader of a failure
+                page.screenshot(path=str(ARTIFACTS / f"proxy-failure{path.replace('/', '-')}png"), full_page=True)
+                raise AssertionError(f"{path}: no answer; the page requested {recorder.urls}") from None
             assert "[1]" in page.locator("#rag-chatbot").inner_text(), path  # an answer, cited (its words vary by build)
             assert "Zhang Xiang said." in page.locator("#rag-sources mark").first.inner_text(), path
             assert "Shanghai, Hong Kong Draw Closer" in sources, path
