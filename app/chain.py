@@ -574,7 +574,12 @@ class AnswerEngine:
         what it refers back to)."""
         kind = grounding.expected_type(question)
         for sentence, _ in ranked[:2]:
-            span = grounding.count_answer(question, sentence.text)
+            span = (
+                grounding.count_answer(question, sentence.text)
+                or grounding.span_answer(question, sentence.text)
+                or grounding.role_answer(question, sentence.text)
+                or grounding.kind_answer(question, sentence.text, grounding.names_in(query))
+            )
             if span and self._answerable(question, query, sentence, passages):
                 words = sentence.text[span[0] : span[1]]
                 return f"{words} [1]", False, [self._cite(passages, [sentence])]

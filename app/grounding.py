@@ -222,6 +222,158 @@ def count_answer(question: str, sentence: str) -> tuple[int, int] | None:
     return None
 
 
+_KIND_OF = re.compile(r"\b(?:what|which)\s+(?:kinds?|sorts?|types?)\s+of\s+([a-z][a-z -]*)", re.I)
+_ENDS_KIND = _STOPWORDS | {"like", "per", "whose"}
+"""Words that end the thing a "what kind of" question asks about ("system" in "what kind of system is ...")."""
+_DETERMINERS = frozenset({"a", "an", "the"})
+_INSIDE_PHRASE = frozenset({"and", "more", "most", "&"})
+_OF_PHRASE = frozenset({"of", "on", "for", "in"})
+_AUXILIARIES = "is are was were be been do does did have has had will would shall should can could may might must".split()
+_CLAUSE_WORDS = frozenset({"while", "although", "though", "because", "since", "whereas", "unless", "until", "after", "before"})
+_PHRASE_WORDS = 8
+_REFERRING_SUBJECTS = frozenset({"it", "that", "this", "they", "them", "he", "she", "the company", "the group", "the firm"})
+
+
+_ASKS_SPAN = re.compile(
+    r"\b(?:over|during|in|for|within|across) (?:what|which) (?:time ?)?(?:span|frame|period|timeframe|stretch|window)\b"
+    r"|\bwhat (?:time ?)?(?:span|frame|period|timeframe)\b|\bhow many (?:years|months|weeks|days|decades|yrs)\b",
+    re.I,
+)
+_UNITS = r"(?:years?|months?|weeks?|days?|decades?)"
+
+
+def span_answer(question: str, sentence: str) -> tuple[int, int] | None:
+    """For "over what time span ..." or "how many years ...", the stretch of time the sentence gives ("the past five
+    years", "10 months"); offsets in the sentence."""
+    if not _ASKS_SPAN.search(question):
+        return None
+    number = rf"(?:\d[\d,.]*|{'|'.join(NUMBER_WORDS)}|a few|several)"
+    found = re.search(rf"\b(?:the )?(?:(?:past|last|previous|next|first|coming) )?{number}[ -]{_UNITS}\b", sentence, re.I)
+    return (found.start(), found.end()) if found else None
+
+
+_NAME = r"((?:[A-Z][\w’-]*)(?: [A-Z][\w’-]*){0,3})"
+_ASKS_ROLE = [
+    re.compile(rf"^(?i:who) (?:is|was) {_NAME}\?*$"),
+    re.compile(rf"\b{_NAME}['’]s? (?:role|job|job title|title|position|post|occupation)\b"),
+    re.compile(rf"\b(?:role|job|job title|title|position|post|occupation) (?:does|did) {_NAME} (?:hold|have)\b"),
+    re.compile(rf"\b(?:role|job|job title|title|position|post|occupation) of {_NAME}\b"),
+]
+
+
+def role_answer(question: str, sentence: str) -> tuple[int, int] | None:
+    """For "Who is <name>?" or "<name>'s job (role, title, position)", the words the sentence puts beside the name:
+    the phrase after it ("Luo Dajin, director of the Shanghai Municipal Science and Technology Commission, said")
+    or the title before it ("Hong Kong University President Zhang Xiang"). Offsets in the sentence."""
+    name = next((m.group(1) for pattern in _ASKS_ROLE if (m := pattern.search(question.strip()))), None)
+    if not name:
+        return None
+    at = re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", sentence)
+    if not at:
+        return None
+    after = re.match(r",\s+((?:a |an |the )?[a-z][^,;.]*?(?:, [A-Z][^,;.]*?)?)(?=,|;|\.\s|\.$| said\b|$)", sentence[at.end() :])
+    if after and adds_information(after.group(1), question):
+        start = at.end() + after.start(1)
+        return start, start + len(after.group(1))
+    before = re.search(r"((?:[A-Z][\w’-]*\s+)+)$", sentence[: at.start()])
+    if before and adds_information(before.group(1), question):
+        return before.start(1), before.start(1) + len(before.group(1).rstrip())
+    return None
+
+
+def kind_answer(question: str, sentence: str, names: list[str] = ()) -> tuple[int, int] | None:
+    """For "what kind (sort, type) of <thing>", the noun phrase of the sentence that ends in that thing, with the
+    words that say which kind: "a more complete science and technology financial system" for "What kind of financial
+    system ...?" (and the list after "such as"). When the sentence does not name the thing, the words it puts before
+    one of `names` (the question's names, or the conversation's): "Hong Kong real estate giant" for "What kind of
+    company is Shui On Group?" in "... chairman of Hong Kong real estate giant Shui On Group". Offsets in the
+    sentence; None when neither is there or the words add nothing to the question."""
+    match = _KIND_OF.search(question)
+    if not match:
+        return None
+    asked, words = [], match.group(1).split()
+    for word in words:
+        if word.lower() in _ENDS_KIND:
+            break
+        asked.append(word.lower())
+    if not asked:
+        return None
+    tokens = list(re.finditer(r"[A-Za-z0-9][A-Za-z0-9'’-]*|[^\sA-Za-z0-9]", sentence))
+    stems = [_stemmer().stemWord(t.group().lower()) for t in tokens]
+    head = _stemmer().stemWord(asked[-1])
+    if len(asked) > 1 and not re.search(rf"\b(?:{'|'.join(_AUXILIARIES)})\b", question[match.start(1) :], re.I):
+        # No auxiliary follows ("Which type of law governs contracts?"): the thing asked about is the subject and a
+        # verb follows it; the thing ends where the sentence goes on with the question's next word ("law governs").
+        asked_stems = [_stemmer().stemWord(w) for w in asked]
+        pairs = set(zip(stems, stems[1:]))
+        head = next((a for a, b in zip(asked_stems, asked_stems[1:]) if (a, b) in pairs), head)
+    for index, token in enumerate(tokens):
+        if stems[index] == head:
+            first = _phrase_start(tokens, index, determiners=True)
+            end = token.end()
+            listed = re.match(r"\s+(?:such as|including)\s+[^.;:]+", sentence[end:])
+            if listed:
+                end += listed.end()
+            elif index + 1 < len(tokens) and tokens[index + 1].group().lower() in _OF_PHRASE:
+                following = index + 2  # "meetings on science and technology", up to a function word or verb
+                while following < min(len(tokens), index + 2 + _PHRASE_WORDS) and _in_phrase(tokens[following].group()):
+                    following += 1
+                if following > index + 2:
+                    end = tokens[following - 1].end()
+            if adds_information(sentence[tokens[first].start() : end], question):
+                return tokens[first].start(), end
+    subject = re.search(r"\s(?:is|are|was|were)\s+([^?]+?)\s*\??\s*$", question[match.start(1) :])
+    if not subject:
+        return None
+    said = subject.group(1)
+    if said.lower() in _REFERRING_SUBJECTS:
+        named = set(names)
+    elif re.fullmatch(r"(?:the\s+)?[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*", said):  # a name, nothing else
+        named = set(names_in(f"x {said}"))
+    else:
+        return None
+    for run in _CAPITALIZED_RUN.finditer(sentence):
+        if not set(run.group().replace("-", " ").split()) & named:
+            continue
+        index = next((i for i, t in enumerate(tokens) if t.start() >= run.start()), 0)
+        first = _phrase_start(tokens, index, determiners=False)
+        described = [t.group() for t in tokens[first:index]]
+        if any(w.islower() and w not in _STOPWORDS for w in described):
+            start, end = tokens[first].start(), tokens[index - 1].end()
+            if adds_information(sentence[start:end], question):
+                return start, end
+    return None
+
+
+def _phrase_start(tokens: list[re.Match], index: int, determiners: bool) -> int:
+    """The first token of the noun phrase that ends just before (or, `determiners`, at) token `index`: words to the
+    left up to a determiner (taken when `determiners`), a function word, a verb in -ing or punctuation."""
+    first, determined = index, False
+    for before in range(index - 1, max(-1, index - 1 - _PHRASE_WORDS), -1):
+        word = tokens[before].group().lower()
+        if word in _DETERMINERS:
+            first, determined = (before if determiners else first), True
+            break
+        if not _in_phrase(word):
+            determined = True  # the phrase's edge was found
+            break
+        first = before
+    if not determined:  # no edge within reach: the phrase goes back to its nearest "and" ("... and cultivate new forces")
+        ands = [i for i in range(first, index) if tokens[i].group().lower() == "and"]
+        first = ands[-1] + 1 if ands else first
+    while first < index and tokens[first].group().lower() in _INSIDE_PHRASE:
+        first += 1
+    return first
+
+
+def _in_phrase(word: str) -> bool:
+    """A word that may stand inside a noun phrase: not punctuation, a function word, or a verb in -ing or -ed."""
+    word = word.lower()
+    if not word[0].isalnum():
+        return False
+    return word in _INSIDE_PHRASE or (word not in _STOPWORDS | _CLAUSE_WORDS and not word.endswith(("ing", "ed")))
+
+
 def locate_in_sentences(candidate: str, sentences: list[Sentence]) -> tuple[Sentence, int, int] | None:
     """The candidate's place in the first of `sentences` holding it: exactly (case and spacing aside), else the
     shortest stretch holding at least two thirds of its content words. Offsets are document offsets."""

@@ -42,6 +42,66 @@ def test_expected_answer_type(question: str, kind: str | None) -> None:
     assert grounding.expected_type(question) == kind
 
 
+KIND_SENTENCES = [
+    "The city is building a more resilient water supply system and a new flood barrier, the mayor said.",
+    "The merger was approved by Harbor Line, a Danish shipping company, and by Northwind Capital Partners.",
+    "The museum will host exhibitions on key themes such as migration, climate and early printing.",
+    "Profits rose by 8 percent, said Anna Berg, chief executive of Oslo logistics group Fjordway AS.",
+    "While civil law governs contracts, criminal law punishes offences.",
+]
+
+
+@pytest.mark.parametrize(
+    ("question", "names", "expected"),
+    [
+        ("What kind of water supply system is the city building?", [], "a more resilient water supply system"),
+        ("What type of barrier is the city building?", [], "a new flood barrier"),
+        ("Which kinds of themes will the museum's exhibitions be on?", [], "key themes such as migration, climate and early printing"),
+        ("What kind of company is Fjordway AS?", [], "Oslo logistics group"),
+        ("What kind of company is it?", ["Fjordway"], "Oslo logistics group"),
+        ("What kind of company is Anna Berg's employer in Oslo?", [], None),  # no name alone after "is": not read
+        ("What kind of bridge is the city building?", [], None),  # no bridge in the sentences
+        ("What kind of system is it?", [], "a more resilient water supply system"),
+        ("Which type of law governs contracts?", [], "civil law"),  # "governs" is the question's verb, not the thing
+    ],
+)
+def test_what_kind_of_thing_is_the_noun_phrase_that_names_it(question: str, names: list[str], expected: str | None) -> None:
+    found = [s[slice(*span)] for s in KIND_SENTENCES if (span := grounding.kind_answer(question, s, names))]
+    assert found[:1] == ([expected] if expected else [])
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Who is Anna Berg?", "chief executive of Oslo logistics group Fjordway AS"),
+        ("What is Anna Berg's job?", "chief executive of Oslo logistics group Fjordway AS"),
+        ("What position does Anna Berg hold?", "chief executive of Oslo logistics group Fjordway AS"),
+        ("Who is Lena Holm?", "Museum Director"),
+        ("Who is Oslo?", None),
+        ("Who is the chief executive of Fjordway AS?", None),  # a name is asked for, not a role
+    ],
+)
+def test_who_is_a_name_is_the_role_beside_it(question: str, expected: str | None) -> None:
+    sentences = [*KIND_SENTENCES, "The collection is a gift of the city, Museum Director Lena Holm said."]
+    found = [s[slice(*span)] for s in sentences if (span := grounding.role_answer(question, s))]
+    assert found[:1] == ([expected] if expected else [])
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "expected"),
+    [
+        ("Over what time span did the two teams publish the papers?", "In the past five years, 40 papers were published.", "the past five years"),
+        ("how many yrs did the survey cover", "The survey ran for 12 months in 2019.", "12 months"),
+        ("How many years did the survey cover?", "The survey covered 3 years of data.", "3 years"),
+        ("During what period did sales grow?", "Sales grew by 5 percent in the same period.", None),
+        ("How long is the river?", "The river flows for ten days from source to sea.", None),
+    ],
+)
+def test_a_time_span_question_gets_the_stretch_of_time(question: str, sentence: str, expected: str | None) -> None:
+    span = grounding.span_answer(question, sentence)
+    assert (sentence[slice(*span)] if span else None) == expected
+
+
 @pytest.mark.parametrize(
     ("question", "previous", "joined"),
     [
