@@ -569,17 +569,14 @@ class AnswerEngine:
         self, question: str, query: str, raw: str, passages: list[Document], ranked: list[tuple[grounding.Sentence, float]],
         echoed: str | None = None,
     ) -> tuple[str, bool, list[Citation]]:
-        """Stage "verify" by the grounding rules. A candidate must be found in the best sentences of a passage that
-        covers the question, and the words shown must add something to `echoed` (the question, and for a follow-up
-        what it refers back to)."""
+        """Stage "verify" by the grounding rules. A question whose form the two best sentences answer by their wording
+        (`grounding.worded_answer`) is answered so; otherwise the model's candidate must be found in the best
+        sentences of a passage that covers the question, and the words shown must add something to `echoed` (the
+        question, and for a follow-up what it refers back to)."""
         kind = grounding.expected_type(question)
+        names = grounding.names_in(query)
         for sentence, _ in ranked[:2]:
-            span = (
-                grounding.count_answer(question, sentence.text)
-                or grounding.span_answer(question, sentence.text)
-                or grounding.role_answer(question, sentence.text)
-                or grounding.kind_answer(question, sentence.text, grounding.names_in(query))
-            )
+            span = grounding.worded_answer(question, sentence.text, names)
             if span and self._answerable(question, query, sentence, passages):
                 words = sentence.text[span[0] : span[1]]
                 return f"{words} [1]", False, [self._cite(passages, [sentence])]

@@ -229,7 +229,8 @@ _DETERMINERS = frozenset({"a", "an", "the"})
 _INSIDE_PHRASE = frozenset({"and", "more", "most", "&"})
 _OF_PHRASE = frozenset({"of", "on", "for", "in"})
 _AUXILIARIES = "is are was were be been do does did have has had will would shall should can could may might must".split()
-_CLAUSE_WORDS = frozenset({"while", "although", "though", "because", "since", "whereas", "unless", "until", "after", "before"})
+_PHRASE_BREAKS = _STOPWORDS | {"while", "although", "though", "because", "since", "whereas", "unless", "until", "after", "before"}
+"""Words that end a noun phrase: function words and the conjunctions that open a clause."""
 _PHRASE_WORDS = 8
 _REFERRING_SUBJECTS = frozenset({"it", "that", "this", "they", "them", "he", "she", "the company", "the group", "the firm"})
 
@@ -371,7 +372,19 @@ def _in_phrase(word: str) -> bool:
     word = word.lower()
     if not word[0].isalnum():
         return False
-    return word in _INSIDE_PHRASE or (word not in _STOPWORDS | _CLAUSE_WORDS and not word.endswith(("ing", "ed")))
+    return word in _INSIDE_PHRASE or (word not in _PHRASE_BREAKS and not word.endswith(("ing", "ed")))
+
+
+def worded_answer(question: str, sentence: str, names: list[str] = ()) -> tuple[int, int] | None:
+    """The answer the sentence's wording gives to a question of one of four forms, before any model reads it: "how
+    many X", "over what time span", "who is <name>" / "<name>'s job", "what kind of X" (`names`: the conversation's
+    names, for "what kind of company is it?"). Offsets in the sentence; None for other questions."""
+    return (
+        count_answer(question, sentence)
+        or span_answer(question, sentence)
+        or role_answer(question, sentence)
+        or kind_answer(question, sentence, names)
+    )
 
 
 def locate_in_sentences(candidate: str, sentences: list[Sentence]) -> tuple[Sentence, int, int] | None:
