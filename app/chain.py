@@ -571,18 +571,21 @@ class AnswerEngine:
     ) -> tuple[str, bool, list[Citation]]:
         """Stage "verify" by the grounding rules. A question whose form the two best sentences answer by their wording
         (`grounding.worded_answer`) is answered so; otherwise the model's candidate must be found in the best
-        sentences of a passage that covers the question, and the words shown must add something to `echoed` (the
+        sentences (or in a sentence that goes on from one of the two best by referring back to it: "It will form ...")
+        of a passage that covers the question, and the words shown must add something to `echoed` (the
         question, and for a follow-up what it refers back to)."""
         kind = grounding.expected_type(question)
         names = grounding.names_in(query)
-        for sentence, _ in ranked[:2]:
+        sentences = [s for s, _ in ranked]
+        best = grounding.with_continuations(sentences[:2], sentences)
+        for sentence in best:
             span = grounding.worded_answer(question, sentence.text, names)
             if span and self._answerable(question, query, sentence, passages):
                 words = sentence.text[span[0] : span[1]]
                 return f"{words} [1]", False, [self._cite(passages, [sentence])]
         candidate = grounding.clean_candidate(raw)
         if candidate and grounding.adds_information(candidate, question) and grounding.fits_type(kind, candidate):
-            found = grounding.locate_in_sentences(candidate, [s for s, _ in ranked[:grounding.TOP_SENTENCES]])
+            found = grounding.locate_in_sentences(candidate, sentences[: grounding.TOP_SENTENCES] + best[2:])
             if found and self._answerable(question, query, found[0], passages):
                 sentence, start, end = found
                 end = grounding.extend_with_parenthesis(sentence, start, end)

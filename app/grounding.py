@@ -132,6 +132,30 @@ def clean_candidate(raw: str) -> str | None:
     return None if text.lower() in _NONE_ANSWERS or len(text) > 300 else text
 
 
+_REFERS_BACK = re.compile(r"^\W*(?:it|its|this|these|those|they|their|he|his|she|her|such)\b", re.I)
+
+
+def refers_back(sentence: str) -> bool:
+    """The sentence opens with a word that stands for something said before it ("It will ...", "This is ...")."""
+    return bool(_REFERS_BACK.match(sentence))
+
+
+_REFERS_BACK = re.compile(r"^\W*(?:it|its|this|these|those|they|their|he|his|she|her|such)\b", re.I)
+
+
+def with_continuations(best: list[Sentence], sentences: list[Sentence]) -> list[Sentence]:
+    """`best`, then each sentence of `sentences` that directly follows one of them in its passage and opens by
+    referring back to it ("It will form a technical services platform ..."): what it says is about the same subject,
+    though its own words rarely name it, so it ranks low on its own."""
+    found = list(best)
+    for sentence in best:
+        after = [s for s in sentences if s.passage == sentence.passage and s.start >= sentence.end]
+        following = min(after, key=lambda s: s.start, default=None)
+        if following and following not in found and _REFERS_BACK.match(following.text):
+            found.append(following)
+    return found
+
+
 def coverage(question: str, text: str) -> float:
     """Share of the question's content terms that the text contains (1.0 when the question has none)."""
     asked = content_terms(question)
