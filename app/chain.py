@@ -317,6 +317,10 @@ class AnswerEngine:
                     candidate = judged[0][1]
                     return f"{candidate.text} [1]", False, [self._cite(passages, [candidate.sentence])]
                 continue
+            sentences = [s for s, _ in attempt]
+            worded = self._worded(question, query, passages, grounding.with_continuations(sentences[:2], sentences))
+            if worded:  # the sentence's wording answers it: no model read, and no veto of a span the model never chose
+                return worded
             passage = passages[attempt[0][0].passage].page_content if attempt else ""
             completion = self._read(question, passage)[0] if attempt else None
             answer, refused, cited = self._ground(question, query, completion.text if completion else "", passages, attempt, echoed)
@@ -575,14 +579,11 @@ class AnswerEngine:
         of a passage that covers the question, and the words shown must add something to `echoed` (the
         question, and for a follow-up what it refers back to)."""
         kind = grounding.expected_type(question)
-        names = grounding.names_in(query)
         sentences = [s for s, _ in ranked]
         best = grounding.with_continuations(sentences[:2], sentences)
-        for sentence in best:
-            span = grounding.worded_answer(question, sentence.text, names)
-            if span and self._answerable(question, query, sentence, passages):
-                words = sentence.text[span[0] : span[1]]
-                return f"{words} [1]", False, [self._cite(passages, [sentence])]
+        worded = self._worded(question, query, passages, best)
+        if worded:
+            return worded
         candidate = grounding.clean_candidate(raw)
         if candidate and grounding.adds_information(candidate, question) and grounding.fits_type(kind, candidate):
             found = grounding.locate_in_sentences(candidate, sentences[: grounding.TOP_SENTENCES] + best[2:])
@@ -599,6 +600,18 @@ class AnswerEngine:
             ):
                 return f"{sentence.text} [1]", False, [self._cite(passages, [sentence])]
         return REFUSAL, True, []
+
+    def _worded(
+        self, question: str, query: str, passages: list[Document], best: list[grounding.Sentence]
+    ) -> tuple[str, bool, list[Citation]] | None:
+        """The answer the wording of the best sentences gives (`grounding.worded_answer`: "how many X", "over what
+        time span", "who is <name>", "what kind of X"), under the passage checks; None for other questions."""
+        names = grounding.names_in(query)
+        for sentence in best:
+            span = grounding.worded_answer(question, sentence.text, names)
+            if span and self._answerable(question, query, sentence, passages):
+                return f"{sentence.text[span[0] : span[1]]} [1]", False, [self._cite(passages, [sentence])]
+        return None
 
     def _answerable(self, question: str, query: str, sentence: grounding.Sentence, passages: list[Document], strict: bool = False) -> bool:
         """The passage around the sentence covers what the question asks about: it names every name the question
