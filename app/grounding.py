@@ -233,15 +233,16 @@ class TermMatcher:
 
 def count_answer(question: str, sentence: str) -> tuple[int, int] | None:
     """For "how many <things>", the number written just before those things in the sentence (offsets in it)."""
-    match = re.search(r"\bhow many ([a-z]+)", question, re.I)
+    match = re.search(r"\b(?i:how many) ([a-z]+)", question)  # a thing, not a name ("how many Hong Kong ...")
     if not match:
         return None
     noun = _stemmer().stemWord(match.group(1).lower())
     number = re.compile(r"(?:(?:about|around|nearly|over|almost|some|more than) )?\d[\d,.]*(?: (?:thousand|million|billion))?")
     for found in number.finditer(sentence):
-        following = re.finditer(r"[A-Za-z-]+", sentence[found.end() : found.end() + 40])
+        after = re.split(r"[,;:()]|\.\s|\d", sentence[found.end() : found.end() + 40])[0]  # up to a clause or a figure
+        following = re.finditer(r"[A-Za-z-]+", after)
         for position, word in zip(range(3), following):
-            if _stemmer().stemWord(word.group().lower()) == noun:
+            if word.group()[0].islower() and _stemmer().stemWord(word.group()) == noun:
                 return found.start(), found.end() + word.end()
     return None
 

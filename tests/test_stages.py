@@ -119,6 +119,12 @@ def test_follow_ups_carry_the_previous_question(question: str, previous: str, jo
     assert standalone_question(question, []) == question
 
 
+def test_how_many_counts_things_not_names() -> None:
+    sentence = "During the 2024 Harbour Week, 300 engineers from 12 firms met."
+    assert sentence[slice(*grounding.count_answer("How many engineers met?", sentence))] == "300 engineers"
+    assert grounding.count_answer("How many Harbour Week visitors came?", sentence) is None, "a year before a name"
+
+
 def test_a_sentence_that_refers_back_goes_with_the_sentence_it_follows() -> None:
     text = ["The town is building a new harbour.", "It will hold forty ships.", "Rain fell all week.", "This was expected."]
     starts = [sum(len(t) + 1 for t in text[:i]) for i in range(len(text))]
