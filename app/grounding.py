@@ -140,9 +140,6 @@ def refers_back(sentence: str) -> bool:
     return bool(_REFERS_BACK.match(sentence))
 
 
-_REFERS_BACK = re.compile(r"^\W*(?:it|its|this|these|those|they|their|he|his|she|her|such)\b", re.I)
-
-
 def with_continuations(best: list[Sentence], sentences: list[Sentence]) -> list[Sentence]:
     """`best`, then each sentence of `sentences` that directly follows one of them in its passage and opens by
     referring back to it ("It will form a technical services platform ..."): what it says is about the same subject,
@@ -151,7 +148,7 @@ def with_continuations(best: list[Sentence], sentences: list[Sentence]) -> list[
     for sentence in best:
         after = [s for s in sentences if s.passage == sentence.passage and s.start >= sentence.end]
         following = min(after, key=lambda s: s.start, default=None)
-        if following and following not in found and _REFERS_BACK.match(following.text):
+        if following and following not in found and refers_back(following.text):
             found.append(following)
     return found
 
