@@ -318,7 +318,7 @@ class AnswerEngine:
                     return f"{candidate.text} [1]", False, [self._cite(passages, [candidate.sentence])]
                 continue
             sentences = [s for s, _ in attempt]
-            worded = self._worded(question, query, passages, grounding.with_continuations(sentences[:2], sentences))
+            worded = self._worded(question, query, passages, grounding.with_continuations(sentences[:2], sentences), echoed)
             if worded:  # the sentence's wording answers it: no model read, and no veto of a span the model never chose
                 return worded
             passage = passages[attempt[0][0].passage].page_content if attempt else ""
@@ -581,7 +581,7 @@ class AnswerEngine:
         kind = grounding.expected_type(question)
         sentences = [s for s, _ in ranked]
         best = grounding.with_continuations(sentences[:2], sentences)
-        worded = self._worded(question, query, passages, best)
+        worded = self._worded(question, query, passages, best, echoed)
         if worded:
             return worded
         candidate = grounding.clean_candidate(raw)
@@ -602,11 +602,13 @@ class AnswerEngine:
         return REFUSAL, True, []
 
     def _worded(
-        self, question: str, query: str, passages: list[Document], best: list[grounding.Sentence]
+        self, question: str, query: str, passages: list[Document], best: list[grounding.Sentence], echoed: str | None = None,
     ) -> tuple[str, bool, list[Citation]] | None:
         """The answer the wording of the best sentences gives (`grounding.worded_answer`: "how many X", "over what
-        time span", "who is <name>", "what kind of X"), under the passage checks; None for other questions."""
-        names = grounding.names_in(query)
+        time span", "who is <name>", "what kind of X"), under the passage checks; None for other questions. The names
+        a follow-up's "it" may stand for are those of the conversation it refers back to (`echoed`: the earlier
+        question and the reply, "Shui On Group.")."""
+        names = grounding.names_in(f"{query} {echoed}" if echoed else query)
         for sentence in best:
             span = grounding.worded_answer(question, sentence.text, names)
             if span and self._answerable(question, query, sentence, passages):

@@ -26,3 +26,11 @@ def test_the_previous_question_does_not_hide_the_answer_it_asks_for(article_engi
                {"role": "assistant", "content": "Zhang Xiang."}]
     answer = article_engine.ask("What does he say is the key to advancing science and technology?", history)
     assert not answer.refused and "basic research" in answer.answer.lower()
+
+
+def test_what_kind_of_thing_it_is_reads_the_words_before_the_name_the_reply_gave(article_engine) -> None:  # noqa: ANN001
+    """The name "it" stands for is in the earlier reply, not in the earlier question: the conversation's names count."""
+    history = [{"role": "user", "content": "Which company does Vincent Lo chair?"}, {"role": "assistant", "content": "Shui On Group."}]
+    answer = article_engine.ask("What kind of company is it?", history)
+    assert not answer.refused and "real estate giant" in answer.answer, answer.answer
+    assert answer.citations and "real estate giant Shui On Group" in answer.citations[0].quote
