@@ -317,13 +317,12 @@ class AnswerEngine:
                     candidate = judged[0][1]
                     return f"{candidate.text} [1]", False, [self._cite(passages, [candidate.sentence])]
                 continue
-            sentences = [s for s, _ in attempt]
-            worded = self._worded(question, query, passages, grounding.with_continuations(sentences[:2], sentences), echoed)
+            worded = self._worded(question, query, passages, attempt, echoed)
             if worded:  # the sentence's wording answers it: no model read, and no veto of a span the model never chose
                 return worded
             passage = passages[attempt[0][0].passage].page_content if attempt else ""
             completion = self._read(question, passage)[0] if attempt else None
-            answer, refused, cited = self._ground(question, query, completion.text if completion else "", passages, attempt, echoed)
+            answer, refused, cited = self._ground_span(question, query, completion.text if completion else "", passages, attempt, echoed)
             if not refused:
                 follow_up = bool(echoed) and echoed.strip() != question.strip()  # its words alone do not say what it asks
                 if follow_up or not self._vetoed(question, passage):
@@ -500,7 +499,7 @@ class AnswerEngine:
         read = self._adapter_read(question, passage) if attempt else None
         if read is None or read[1] >= self.settings.reader_rescue_margin:
             return None
-        answer, refused, cited = self._ground(question, query, read[0], passages, attempt, echoed)
+        answer, refused, cited = self._ground_span(question, query, read[0], passages, attempt, echoed)
         return None if refused else (answer, refused, cited)
 
     def _read(self, question: str, passage: str) -> tuple[Completion | None, str]:
@@ -573,20 +572,26 @@ class AnswerEngine:
         self, question: str, query: str, raw: str, passages: list[Document], ranked: list[tuple[grounding.Sentence, float]],
         echoed: str | None = None,
     ) -> tuple[str, bool, list[Citation]]:
-        """Stage "verify" by the grounding rules. A question whose form the two best sentences answer by their wording
-        (`grounding.worded_answer`) is answered so; otherwise the model's candidate must be found in the best
-        sentences (or in a sentence that goes on from one of the two best by referring back to it: "It will form ...")
-        of a passage that covers the question, and the words shown must add something to `echoed` (the
-        question, and for a follow-up what it refers back to)."""
+        """Stage "verify" by the grounding rules: the answer the best sentences' wording gives (`_worded`), else the
+        model's candidate checked against them (`_ground_span`)."""
+        return self._worded(question, query, passages, ranked, echoed) or self._ground_span(
+            question, query, raw, passages, ranked, echoed
+        )
+
+    def _ground_span(
+        self, question: str, query: str, raw: str, passages: list[Document], ranked: list[tuple[grounding.Sentence, float]],
+        echoed: str | None = None,
+    ) -> tuple[str, bool, list[Citation]]:
+        """The model's candidate, by the grounding rules: it must be found in the best sentences (or in a sentence that
+        goes on from one of the two best by referring back to it: "It will form ...") of a passage that covers the
+        question, and the words shown must add something to `echoed` (the question, and for a follow-up what it refers
+        back to)."""
         kind = grounding.expected_type(question)
         sentences = [s for s, _ in ranked]
-        best = grounding.with_continuations(sentences[:2], sentences)
-        worded = self._worded(question, query, passages, best, echoed)
-        if worded:
-            return worded
+        best = sentences[: grounding.TOP_SENTENCES] + grounding.with_continuations(sentences[:2], sentences)[2:]
         candidate = grounding.clean_candidate(raw)
         if candidate and grounding.adds_information(candidate, question) and grounding.fits_type(kind, candidate):
-            found = grounding.locate_in_sentences(candidate, sentences[: grounding.TOP_SENTENCES] + best[2:])
+            found = grounding.locate_in_sentences(candidate, best)
             if found and self._answerable(question, query, found[0], passages):
                 sentence, start, end = found
                 end = grounding.extend_with_parenthesis(sentence, start, end)
@@ -602,14 +607,16 @@ class AnswerEngine:
         return REFUSAL, True, []
 
     def _worded(
-        self, question: str, query: str, passages: list[Document], best: list[grounding.Sentence], echoed: str | None = None,
+        self, question: str, query: str, passages: list[Document], ranked: list[tuple[grounding.Sentence, float]],
+        echoed: str | None = None,
     ) -> tuple[str, bool, list[Citation]] | None:
-        """The answer the wording of the best sentences gives (`grounding.worded_answer`: "how many X", "over what
-        time span", "who is <name>", "what kind of X"), under the passage checks; None for other questions. The names
-        a follow-up's "it" may stand for are those of the conversation it refers back to (`echoed`: the earlier
-        question and the reply, "Shui On Group.")."""
+        """The answer the wording of the two best sentences (and of a sentence that goes on from them by referring back)
+        gives (`grounding.worded_answer`: "how many X", "over what time span", "who is <name>", "what kind of X"),
+        under the passage checks; None for other questions. The names a follow-up's "it" may stand for are those of
+        the conversation it refers back to (`echoed`: the earlier question and the reply, "Shui On Group.")."""
+        sentences = [s for s, _ in ranked]
         names = grounding.names_in(f"{query} {echoed}" if echoed else query)
-        for sentence in best:
+        for sentence in grounding.with_continuations(sentences[:2], sentences):
             span = grounding.worded_answer(question, sentence.text, names)
             if span and self._answerable(question, query, sentence, passages):
                 return f"{sentence.text[span[0] : span[1]]} [1]", False, [self._cite(passages, [sentence])]

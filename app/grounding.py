@@ -233,7 +233,7 @@ def count_answer(question: str, sentence: str) -> tuple[int, int] | None:
     match = re.search(r"\b(?i:how many) ([a-z]+)", question)  # a thing, not a name ("how many Hong Kong ...")
     if not match:
         return None
-    noun = _stemmer().stemWord(match.group(1).lower())
+    noun = _stemmer().stemWord(match.group(1))
     number = re.compile(r"(?:(?:about|around|nearly|over|almost|some|more than) )?\d[\d,.]*(?: (?:thousand|million|billion))?")
     for found in number.finditer(sentence):
         after = re.split(r"[,;:()]|\.\s|\d", sentence[found.end() : found.end() + 40])[0]  # up to a clause or a figure
